@@ -1,0 +1,124 @@
+//! Wiring: Settings → Store → catalog → engine → scheduler and HTTP server.
+//!
+//! This is the only module that spawns long-lived tasks (through one `TaskTracker`),
+//! and it owns the shutdown order: cancel the root token → tasks stop at their next
+//! wait point (a page in flight commits) → wait up to the drain deadline → close the
+//! database pool.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Settings;
+use crate::http::{self, AppState};
+use crate::recompute::{self, Catalog};
+use crate::scheduler::{self, SourceLocks};
+use crate::shutdown;
+use crate::sources::engine::{Engine, Trigger};
+use crate::sources::http::{HttpClient, RetryPolicy};
+use crate::store::Store;
+
+/// Everything a command needs, connected and prepared.
+#[derive(Clone)]
+pub struct Services {
+    /// The configuration.
+    pub settings: Arc<Settings>,
+    /// The database.
+    pub store: Store,
+    /// Bound measures.
+    pub catalog: Arc<Catalog>,
+    /// The sync engine.
+    pub engine: Engine,
+    /// One lock per source.
+    pub locks: SourceLocks,
+}
+
+impl Services {
+    /// Connects to the database (applying migrations), binds the measures (rebuilding
+    /// those whose definition changed) and recomputes any period left dirty by a crash.
+    pub async fn prepare(settings: Settings) -> anyhow::Result<Self> {
+        Self::prepare_with(settings, RetryPolicy::default()).await
+    }
+
+    /// Like [`Services::prepare`] with an explicit retry policy (tests shorten the waits).
+    pub async fn prepare_with(settings: Settings, policy: RetryPolicy) -> anyhow::Result<Self> {
+        let store = Store::connect(&settings.database.url).await.context("opening the database")?;
+        let now = chrono::Utc::now().timestamp();
+        let abandoned = store.close_abandoned_runs(now).await.context("closing interrupted sync runs")?;
+        if abandoned > 0 {
+            tracing::warn!(runs = abandoned, "Found sync runs interrupted by a stop; marked them failed (their committed pages stay)");
+        }
+        let catalog = Catalog::prepare(&store, &settings).await.context("binding measures to the database")?;
+        let catalog = Arc::new(catalog);
+        recompute::recompute_dirty(&store, &catalog, now).await.context("recomputing measures")?;
+        let http = HttpClient::new(policy).context("building the HTTP client")?;
+        let engine = Engine::new(store.clone(), http, catalog.clone());
+        let locks = SourceLocks::new(settings.sources.keys());
+        Ok(Self { settings: Arc::new(settings), store, catalog, engine, locks })
+    }
+
+    /// The state the HTTP handlers read.
+    pub fn app_state(&self) -> AppState {
+        AppState { store: self.store.clone(), settings: self.settings.clone(), catalog: self.catalog.clone() }
+    }
+}
+
+/// Options of the daemon.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// Sync every source once right away instead of waiting for the first tick (demo).
+    pub sync_at_start: bool,
+}
+
+/// Runs the daemon on `listener` until `shutdown` is cancelled (by a signal, or by the
+/// caller), then drains. Returns when every task has stopped or the deadline passed.
+pub async fn run(services: Services, listener: TcpListener, options: RunOptions, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let tracker = TaskTracker::new();
+    let address = listener.local_addr().context("reading the listen address")?;
+
+    tracker.spawn(shutdown::listen(shutdown.clone()));
+    let server_token = shutdown.child_token();
+    let state = services.app_state();
+    tracker.spawn(async move {
+        if let Err(error) = http::serve(listener, state, server_token).await {
+            tracing::error!(error = %error, "HTTP server stopped");
+        }
+    });
+
+    for source in services.settings.sources.values() {
+        let engine = services.engine.clone();
+        let locks = services.locks.clone();
+        let source = source.clone();
+        let token = shutdown.child_token();
+        if options.sync_at_start {
+            tracker.spawn(async move {
+                sync_now(&engine, &source, &locks, &token).await;
+                scheduler::run(engine, source, locks, token).await;
+            });
+        } else {
+            tracker.spawn(scheduler::run(engine, source, locks, token));
+        }
+    }
+    tracing::info!(%address, sources = services.settings.sources.len(), measures = services.catalog.measures().len(), database = services.store.backend_name(), "Scorekeeper running");
+
+    shutdown.cancelled().await;
+    tracker.close();
+    if tokio::time::timeout(shutdown::DRAIN_DEADLINE, tracker.wait()).await.is_err() {
+        tracing::warn!(deadline_s = shutdown::DRAIN_DEADLINE.as_secs(), "Tasks did not stop before the drain deadline; exiting anyway");
+    }
+    services.store.close().await;
+    tracing::info!("Stopped");
+    Ok(())
+}
+
+/// Syncs one source right away, under its lock.
+async fn sync_now(engine: &Engine, source: &crate::config::SourceConfig, locks: &SourceLocks, cancel: &CancellationToken) {
+    let Some(lock) = locks.get(&source.name) else { return };
+    let _guard = lock.lock().await;
+    if let Err(error) = engine.sync_source(source, Trigger::Manual, cancel).await {
+        tracing::error!(source = %source.name, error = %error, "Sync failed");
+    }
+}

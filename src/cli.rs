@@ -1,0 +1,287 @@
+//! The command line: clap types, and what each command does.
+//!
+//! Exit codes: 0 success; 1 a runtime failure (a source failed to sync, the database
+//! is unreachable); 2 bad configuration or usage.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use chrono::NaiveDate;
+use clap::{Parser, Subcommand, ValueEnum};
+use tokio_util::sync::CancellationToken;
+
+use crate::app::{self, RunOptions, Services};
+use crate::config::{self, ConfigError, Settings};
+use crate::scorecard::{self, SeriesPoint};
+use crate::sources::engine::Trigger;
+use crate::sources::http::{HttpClient, ParseError, RetryPolicy};
+use crate::sources::presets;
+use crate::telemetry::LogFormat;
+
+/// Keeps a Balanced Scorecard current: syncs SaaS data into measures and judges them against targets.
+#[derive(Debug, Parser)]
+#[command(name = "scorekeeper", version, about)]
+pub struct Cli {
+    /// Configuration file [default: $SCOREKEEPER_CONFIG, else config/scorekeeper.toml]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Output formats of the scorecard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TableOrJson {
+    /// Aligned text.
+    Table,
+    /// JSON.
+    Json,
+}
+
+/// Output formats of a series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SeriesFormat {
+    /// Aligned text.
+    Table,
+    /// A JSON array of {period, start, value, target, status}.
+    Json,
+    /// CSV with a header row.
+    Csv,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon: scheduler and HTTP server; stops gracefully on SIGTERM/ctrl-c.
+    Run,
+    /// Run the daemon against a built-in sandbox with realistic data (SQLite under ./data).
+    Demo,
+    /// Sync now (all sources or one), recompute; exit 1 if a source failed.
+    Sync {
+        /// Only this source.
+        #[arg(long)]
+        source: Option<String>,
+    },
+    /// Validate the configuration; --connect also tries every source's credentials.
+    Check {
+        /// Send one cheap request per source.
+        #[arg(long)]
+        connect: bool,
+    },
+    /// Current status of every measure, grouped by perspective.
+    Scorecard {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = TableOrJson::Table)]
+        format: TableOrJson,
+    },
+    /// One measure's time series.
+    Series {
+        /// Measure id (the key under [measures]).
+        measure: String,
+        /// First day (YYYY-MM-DD); its period is included.
+        #[arg(long)]
+        from: Option<NaiveDate>,
+        /// Last day (YYYY-MM-DD); its period is included.
+        #[arg(long)]
+        to: Option<NaiveDate>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = SeriesFormat::Table)]
+        format: SeriesFormat,
+    },
+}
+
+/// How a command failed.
+#[derive(Debug)]
+pub enum Failure {
+    /// Bad configuration or usage: exit 2.
+    Config(ConfigError),
+    /// Bad usage with a message: exit 2.
+    Usage(String),
+    /// Something failed at run time: exit 1.
+    Runtime(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(error: anyhow::Error) -> Self {
+        Failure::Runtime(error)
+    }
+}
+
+impl Failure {
+    /// Prints the failure to stderr and gives the exit code.
+    pub fn report(self) -> ExitCode {
+        match self {
+            Failure::Config(error) => {
+                eprintln!("error: {error}");
+                ExitCode::from(2)
+            }
+            Failure::Usage(message) => {
+                eprintln!("error: {message}");
+                ExitCode::from(2)
+            }
+            Failure::Runtime(error) => {
+                eprintln!("error: {error:#}");
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+fn load(cli: &Cli) -> Result<Settings, Failure> {
+    let path = config::config_path(cli.config.as_deref());
+    config::load(&path).map_err(Failure::Config)
+}
+
+/// Runs the parsed command.
+pub async fn execute(cli: Cli) -> Result<(), Failure> {
+    match &cli.command {
+        Command::Run => {
+            let settings = load(&cli)?;
+            let listener = tokio::net::TcpListener::bind(settings.server.listen)
+                .await
+                .with_context(|| format!("binding the HTTP server to {}", settings.server.listen))?;
+            let services = Services::prepare(settings).await?;
+            app::run(services, listener, RunOptions::default(), CancellationToken::new()).await?;
+            Ok(())
+        }
+        Command::Demo => crate::demo::run(cli.config.as_deref()).await,
+        Command::Sync { source } => sync(load(&cli)?, source.as_deref()).await,
+        Command::Check { connect } => check(load(&cli)?, *connect).await,
+        Command::Scorecard { format } => {
+            let services = Services::prepare(load(&cli)?).await?;
+            let view = scorecard::build(&services.store, &services.settings, &services.catalog, chrono::Utc::now()).await.context("reading the scorecard")?;
+            let mut out = std::io::stdout().lock();
+            match format {
+                TableOrJson::Json => writeln!(out, "{}", serde_json::to_string_pretty(&view).context("encoding JSON")?),
+                TableOrJson::Table => {
+                    writeln!(out, "{} ({})", view.name, view.timezone).and_then(|()| {
+                        for perspective in &view.perspectives {
+                            writeln!(out, "\n{}", perspective.title)?;
+                            for measure in &perspective.measures {
+                                writeln!(
+                                    out,
+                                    "  {:<28} {:<9} {:>14} {:>14}  {}",
+                                    measure.name,
+                                    measure.judged.period,
+                                    show(measure.judged.value),
+                                    show(measure.judged.target),
+                                    measure.judged.status.as_str()
+                                )?;
+                            }
+                        }
+                        Ok(())
+                    })
+                }
+            }
+            .context("writing to stdout")?;
+            Ok(())
+        }
+        Command::Series { measure, from, to, format } => {
+            let services = Services::prepare(load(&cli)?).await?;
+            let Some(bound) = services.catalog.get(measure) else {
+                let known: Vec<&str> = services.catalog.measures().iter().map(|m| m.config.id.as_str()).collect();
+                return Err(Failure::Usage(format!("no measure \"{measure}\" (measures: {})", known.join(", "))));
+            };
+            let points = scorecard::series(&services.store, &services.catalog, bound, *from, *to, chrono::Utc::now()).await.context("reading the series")?;
+            print_series(&points, *format).context("writing to stdout")?;
+            Ok(())
+        }
+    }
+}
+
+fn show(value: Option<f64>) -> String {
+    value.map_or_else(|| "—".to_string(), |value| format!("{value:.2}"))
+}
+
+fn print_series(points: &[SeriesPoint], format: SeriesFormat) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match format {
+        SeriesFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(points)?)?,
+        SeriesFormat::Csv => {
+            writeln!(out, "period,start,value,target,status")?;
+            for point in points {
+                let cell = |value: Option<f64>| value.map(|v| v.to_string()).unwrap_or_default();
+                writeln!(out, "{},{},{},{},{}", point.period, point.start, cell(point.value), cell(point.target), point.status.as_str())?;
+            }
+        }
+        SeriesFormat::Table => {
+            for point in points {
+                writeln!(out, "{:<11} {:>16} {:>14}  {}", point.period, show(point.value), show(point.target), point.status.as_str())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn sync(settings: Settings, only: Option<&str>) -> Result<(), Failure> {
+    if let Some(name) = only {
+        if !settings.sources.contains_key(name) {
+            let known: Vec<&str> = settings.sources.keys().map(String::as_str).collect();
+            return Err(Failure::Usage(format!("no source \"{name}\" (sources: {})", known.join(", "))));
+        }
+    }
+    let services = Services::prepare(settings).await?;
+    let cancel = CancellationToken::new();
+    let signal = tokio::spawn(crate::shutdown::listen(cancel.clone()));
+    let mut failed = Vec::new();
+    for source in services.settings.sources.values().filter(|source| only.is_none_or(|name| name == source.name)) {
+        let report = services.engine.sync_source(source, Trigger::Manual, &cancel).await.with_context(|| format!("syncing source {}", source.name))?;
+        for stream in &report.streams {
+            match &stream.error {
+                None => println!("{}.{}: {} records ({} new or changed), {} pages", source.name, stream.stream, stream.records, stream.changed, stream.pages),
+                Some(error) => println!("{}.{}: FAILED: {error}", source.name, stream.stream),
+            }
+        }
+        if !report.is_success() {
+            failed.push(source.name.clone());
+        }
+    }
+    cancel.cancel();
+    let _ = signal.await;
+    services.store.close().await;
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::Runtime(anyhow::anyhow!("sync failed for source(s): {}", failed.join(", "))))
+    }
+}
+
+async fn check(settings: Settings, connect: bool) -> Result<(), Failure> {
+    println!(
+        "configuration ok: {} source(s), {} measure(s), {} objective(s); database {}",
+        settings.sources.len(),
+        settings.measures.len(),
+        settings.objectives.len(),
+        crate::secret::redact_url(settings.database.url.expose())
+    );
+    if !connect {
+        return Ok(());
+    }
+    let http = HttpClient::new(RetryPolicy { max_attempts: 2, ..RetryPolicy::default() }).context("building the HTTP client")?;
+    let cancel = CancellationToken::new();
+    let mut failed = 0;
+    for source in settings.sources.values() {
+        let preset = presets::preset(source.kind);
+        let outcome = match preset.auth(source) {
+            Ok(auth) => http.get(&preset.probe(source), &auth, &cancel, |_body: &[u8]| Ok::<(), ParseError>(())).await,
+            Err(error) => Err(error),
+        };
+        match outcome {
+            Ok(()) => println!("{}: ok", source.name),
+            Err(error) => {
+                failed += 1;
+                println!("{}: FAILED: {error}", source.name);
+            }
+        }
+    }
+    if failed > 0 {
+        return Err(Failure::Runtime(anyhow::anyhow!("{failed} source(s) could not connect")));
+    }
+    Ok(())
+}

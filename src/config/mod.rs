@@ -1,0 +1,553 @@
+//! Configuration: the typed `Settings` tree, and how it is loaded.
+//!
+//! Loading order (later wins): the TOML file (`--config`, else `$SCOREKEEPER_CONFIG`,
+//! else `config/scorekeeper.toml`), then `SCOREKEEPER__SECTION__KEY` environment
+//! variables. After merging, every `${NAME}` inside a string is replaced by that
+//! environment variable. The merged tree is deserialized into the `Raw*` structs
+//! (unknown keys rejected, with their key path), then [`validate`] converts it into
+//! [`Settings`] with real types (cron schedules, time zones, compiled CEL, durations),
+//! collecting every problem with its key path before returning.
+//!
+//! This module never touches the network or the database, and `Settings` never
+//! changes after it is built.
+
+mod validate;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use chrono_tz::Tz;
+use serde::Deserialize;
+
+use crate::measures::expr::Expr;
+use crate::measures::period::PeriodKind;
+use crate::measures::Aggregate;
+use crate::secret::Secret;
+use crate::status::Target;
+
+pub use validate::validate;
+
+/// The configuration file used when neither `--config` nor `$SCOREKEEPER_CONFIG` is set.
+pub const DEFAULT_CONFIG_PATH: &str = "config/scorekeeper.toml";
+/// Prefix of environment overrides: `SCOREKEEPER__SOURCES__STRIPE__SCHEDULE=...`.
+pub const ENV_PREFIX: &str = "SCOREKEEPER";
+
+/// Everything wrong with a configuration, each problem with its key path.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigError {
+    /// One line per problem: `key.path: what is wrong`.
+    pub problems: Vec<String>,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.problems.as_slice() {
+            [one] => write!(f, "invalid configuration: {one}"),
+            many => {
+                write!(f, "invalid configuration ({} problems):", many.len())?;
+                for problem in many {
+                    write!(f, "\n  - {problem}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl ConfigError {
+    fn one(problem: impl Into<String>) -> Self {
+        Self { problems: vec![problem.into()] }
+    }
+}
+
+/// Picks the configuration file: the explicit path, else `$SCOREKEEPER_CONFIG`, else the default.
+pub fn config_path(explicit: Option<&Path>) -> PathBuf {
+    explicit
+        .map(Path::to_path_buf)
+        .or_else(|| std::env::var_os("SCOREKEEPER_CONFIG").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH))
+}
+
+/// Loads, interpolates and validates the configuration at `path` with the process environment.
+pub fn load(path: &Path) -> Result<Settings, ConfigError> {
+    let env: BTreeMap<String, String> = std::env::vars().collect();
+    load_with_env(path, &env)
+}
+
+/// Like [`load`], with an explicit environment (tests pin the precedence with it).
+pub fn load_with_env(path: &Path, env: &BTreeMap<String, String>) -> Result<Settings, ConfigError> {
+    if !path.exists() {
+        return Err(ConfigError::one(format!(
+            "{}: configuration file not found (pass --config PATH or set SCOREKEEPER_CONFIG)",
+            path.display()
+        )));
+    }
+    let file = config::File::from(path).format(config::FileFormat::Toml);
+    load_source(file, &path.display().to_string(), env)
+}
+
+/// Loads a configuration from TOML text (the demo's embedded file), with `env`.
+pub fn load_str(toml: &str, origin: &str, env: &BTreeMap<String, String>) -> Result<Settings, ConfigError> {
+    load_source(config::File::from_str(toml, config::FileFormat::Toml), origin, env)
+}
+
+fn load_source<S>(file: S, origin: &str, env: &BTreeMap<String, String>) -> Result<Settings, ConfigError>
+where
+    S: config::Source + Send + Sync + 'static,
+{
+    // The `config` crate: later sources win, so the file goes first and the
+    // environment overrides it (STYLE §5; a test pins the order down).
+    let merged = config::Config::builder()
+        .add_source(file)
+        .add_source(
+            config::Environment::with_prefix(ENV_PREFIX)
+                .prefix_separator("__")
+                .separator("__")
+                .source(Some(env.clone().into_iter().collect()))
+                .try_parsing(true),
+        )
+        .build()
+        .map_err(|error| ConfigError::one(format!("{origin}: {error}")))?;
+    let mut tree: serde_json::Value = merged
+        .try_deserialize()
+        .map_err(|error| ConfigError::one(format!("{origin}: {error}")))?;
+
+    let mut problems = Vec::new();
+    interpolate(&mut tree, &mut String::new(), env, &mut problems);
+    if !problems.is_empty() {
+        return Err(ConfigError { problems });
+    }
+    let raw: RawSettings = serde_path_to_error::deserialize(tree).map_err(|error| {
+        let path = error.path().to_string();
+        ConfigError::one(format!("{path}: {}", error.into_inner()))
+    })?;
+    validate(raw)
+}
+
+/// Replaces `${NAME}` in every string of the tree; a missing variable is a problem at that key.
+fn interpolate(
+    value: &mut serde_json::Value,
+    path: &mut String,
+    env: &BTreeMap<String, String>,
+    problems: &mut Vec<String>,
+) {
+    match value {
+        serde_json::Value::String(text) if text.contains("${") => {
+            match substitute(text, env) {
+                Ok(replaced) => *text = replaced,
+                Err(name) => problems.push(format!(
+                    "{path}: environment variable {name} is not set (referenced as ${{{name}}})"
+                )),
+            }
+        }
+        serde_json::Value::Object(map) => {
+            for (key, child) in map.iter_mut() {
+                let len = path.len();
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(key);
+                interpolate(child, path, env, problems);
+                path.truncate(len);
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for (index, child) in items.iter_mut().enumerate() {
+                let len = path.len();
+                path.push_str(&format!("[{index}]"));
+                interpolate(child, path, env, problems);
+                path.truncate(len);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Substitutes every `${NAME}` in `text`; returns the first missing name as the error.
+fn substitute(text: &str, env: &BTreeMap<String, String>) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else {
+            out.push_str(&rest[start..]);
+            return Ok(out);
+        };
+        let name = &after[..end];
+        match env.get(name) {
+            Some(value) => out.push_str(value),
+            None => return Err(name.to_string()),
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------
+// The file as written: plain serde structs, unknown keys rejected.
+// ---------------------------------------------------------------------------
+
+/// The configuration file as written, before validation.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSettings {
+    /// `[database]`
+    #[serde(default)]
+    pub database: RawDatabase,
+    /// `[server]`
+    #[serde(default)]
+    pub server: RawServer,
+    /// `[scorecard]`
+    pub scorecard: RawScorecard,
+    /// `[sources.NAME]`
+    #[serde(default)]
+    pub sources: BTreeMap<String, RawSource>,
+    /// `[measures.ID]`
+    #[serde(default)]
+    pub measures: BTreeMap<String, RawMeasure>,
+    /// `[objectives.ID]`
+    #[serde(default)]
+    pub objectives: BTreeMap<String, RawObjective>,
+}
+
+/// `[database]` as written.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawDatabase {
+    /// `sqlite://path` or `postgres://user:pw@host/db`.
+    pub url: Option<Secret>,
+}
+
+/// `[server]` as written.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    /// Listen address, `127.0.0.1:8080` by default.
+    pub listen: Option<String>,
+    /// Bearer token for write endpoints.
+    pub api_token: Option<Secret>,
+}
+
+/// `[scorecard]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawScorecard {
+    /// Display name.
+    pub name: String,
+    /// IANA time zone of the calendar periods.
+    pub timezone: String,
+    /// ISO currency code shown next to money.
+    pub currency: Option<String>,
+}
+
+/// `[sources.NAME]` as written: the common keys and every preset's settings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSource {
+    /// Connector preset.
+    pub kind: String,
+    /// Cron with seconds: `sec min hour day month weekday`.
+    pub schedule: String,
+    /// First day of history to pull.
+    pub start_date: Option<String>,
+    /// Overrides the preset's real API address.
+    pub base_url: Option<String>,
+    /// Subset of the preset's streams.
+    pub streams: Option<Vec<String>>,
+    /// Alert when no successful sync for this long.
+    pub stale_after: Option<String>,
+    /// How far before the saved cursor each incremental sync re-reads.
+    pub lookback: Option<String>,
+    /// Stripe: secret API key.
+    pub api_key: Option<Secret>,
+}
+
+/// `[measures.ID]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMeasure {
+    /// Display name (defaults to the id).
+    pub name: Option<String>,
+    /// financial | customer | internal | learning
+    pub perspective: String,
+    /// day | week | month | quarter | year
+    pub period: String,
+    /// Unit shown next to values.
+    pub unit: Option<String>,
+    /// `<source>.<stream>` the records come from.
+    pub from: Option<String>,
+    /// Record field with the event time.
+    pub time: Option<String>,
+    /// CEL filter over the record.
+    #[serde(rename = "where")]
+    pub filter: Option<String>,
+    /// CEL value extracted from the record.
+    pub value: Option<String>,
+    /// Aggregate over the period's values.
+    pub aggregate: Option<String>,
+    /// CEL over other measures of the same period.
+    pub formula: Option<String>,
+    /// Target and warning band.
+    pub target: Option<RawTarget>,
+    /// Routes alerts.
+    pub owner: Option<String>,
+    /// Strategy-map objective this measure belongs to.
+    pub objective: Option<String>,
+}
+
+/// `target = { value, direction, warn }` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTarget {
+    /// The target value.
+    pub value: f64,
+    /// up (higher is better) or down.
+    pub direction: Option<String>,
+    /// Edge of the warning band.
+    pub warn: Option<f64>,
+}
+
+/// `[objectives.ID]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawObjective {
+    /// Display name.
+    pub name: Option<String>,
+    /// financial | customer | internal | learning
+    pub perspective: String,
+    /// Objectives this one drives (cause → effect).
+    #[serde(default)]
+    pub drivers: Vec<String>,
+}
+
+// ---------------------------------------------------------------------------
+// The validated, typed settings.
+// ---------------------------------------------------------------------------
+
+/// The validated configuration. Built once at startup, never changed afterwards.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Storage.
+    pub database: DatabaseConfig,
+    /// HTTP server.
+    pub server: ServerConfig,
+    /// Scorecard name, time zone, currency.
+    pub scorecard: ScorecardConfig,
+    /// Sources by name.
+    pub sources: BTreeMap<String, SourceConfig>,
+    /// Measures in dependency order (every formula after its inputs).
+    pub measures: Vec<MeasureConfig>,
+    /// Strategy-map objectives by id.
+    pub objectives: BTreeMap<String, ObjectiveConfig>,
+}
+
+impl Settings {
+    /// The measure with this id.
+    pub fn measure(&self, id: &str) -> Option<&MeasureConfig> {
+        self.measures.iter().find(|measure| measure.id == id)
+    }
+
+    /// Every secret value in the configuration (tests check none of them leaks).
+    pub fn secrets(&self) -> Vec<&Secret> {
+        let mut secrets = vec![&self.database.url];
+        secrets.extend(self.server.api_token.as_ref());
+        for source in self.sources.values() {
+            secrets.extend(source.api_key.as_ref());
+        }
+        secrets
+    }
+}
+
+/// `[database]`.
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    /// Connection URL; a secret because it may carry a password.
+    pub url: Secret,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address the HTTP server binds to (loopback by default).
+    pub listen: SocketAddr,
+    /// Bearer token required by write endpoints; without one they are refused.
+    pub api_token: Option<Secret>,
+}
+
+/// `[scorecard]`.
+#[derive(Debug, Clone)]
+pub struct ScorecardConfig {
+    /// Display name.
+    pub name: String,
+    /// Calendar periods are computed in this zone.
+    pub timezone: Tz,
+    /// Currency code, if any.
+    pub currency: Option<String>,
+}
+
+/// One configured source.
+#[derive(Debug, Clone)]
+pub struct SourceConfig {
+    /// The table key: `[sources.NAME]`.
+    pub name: String,
+    /// The preset.
+    pub kind: SourceKind,
+    /// When to sync (six-field cron, seconds first).
+    pub schedule: cron::Schedule,
+    /// The cron text, for display.
+    pub schedule_text: String,
+    /// The first sync pulls history from this day (in the scorecard's zone).
+    pub start_date: Option<NaiveDate>,
+    /// The API address (the preset's real default unless overridden).
+    pub base_url: reqwest::Url,
+    /// Streams to sync (all of the preset's by default).
+    pub streams: Vec<String>,
+    /// Alert when no successful sync for this long.
+    pub stale_after: Option<Duration>,
+    /// How far before the saved cursor each incremental sync re-reads, so objects that
+    /// changed upstream after they were first synced are picked up again.
+    pub lookback: Duration,
+    /// Stripe: the secret API key.
+    pub api_key: Option<Secret>,
+}
+
+/// Built-in connector presets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    /// Stripe's REST API.
+    Stripe,
+}
+
+impl SourceKind {
+    /// Every kind this build knows, with its config spelling.
+    pub const ALL: &[(&str, SourceKind)] = &[("stripe", SourceKind::Stripe)];
+
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Stripe => "stripe",
+        }
+    }
+}
+
+/// The four Balanced Scorecard perspectives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Perspective {
+    /// Financial.
+    Financial,
+    /// Customer.
+    Customer,
+    /// Internal process.
+    Internal,
+    /// Learning and growth.
+    Learning,
+}
+
+impl Perspective {
+    /// In scorecard order.
+    pub const ALL: [Perspective; 4] = [
+        Perspective::Financial,
+        Perspective::Customer,
+        Perspective::Internal,
+        Perspective::Learning,
+    ];
+
+    /// Parses the config spelling.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == text)
+    }
+
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Perspective::Financial => "financial",
+            Perspective::Customer => "customer",
+            Perspective::Internal => "internal",
+            Perspective::Learning => "learning",
+        }
+    }
+
+    /// The heading shown to people.
+    pub fn title(self) -> &'static str {
+        match self {
+            Perspective::Financial => "Financial",
+            Perspective::Customer => "Customer",
+            Perspective::Internal => "Internal process",
+            Perspective::Learning => "Learning & growth",
+        }
+    }
+}
+
+/// One configured measure.
+#[derive(Debug, Clone)]
+pub struct MeasureConfig {
+    /// The table key: `[measures.ID]`.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Perspective it belongs to.
+    pub perspective: Perspective,
+    /// Period kind of its series.
+    pub period: PeriodKind,
+    /// Unit shown next to values.
+    pub unit: Option<String>,
+    /// Where its values come from.
+    pub kind: MeasureKind,
+    /// Target, if any.
+    pub target: Option<Target>,
+    /// Alert routing.
+    pub owner: Option<String>,
+    /// Objective it measures.
+    pub objective: Option<String>,
+}
+
+/// How a measure gets its values.
+#[derive(Debug, Clone)]
+pub enum MeasureKind {
+    /// Aggregated from one stream's records.
+    Records(RecordMeasure),
+    /// Computed from other measures of the same period.
+    Formula {
+        /// The compiled formula.
+        formula: Expr,
+        /// The measures it reads.
+        inputs: Vec<String>,
+    },
+}
+
+/// A measure over one stream's records.
+#[derive(Debug, Clone)]
+pub struct RecordMeasure {
+    /// Source name.
+    pub source: String,
+    /// Stream name.
+    pub stream: String,
+    /// Dotted path of the event-time field.
+    pub time_field: String,
+    /// Filter; records for which it is not `true` are left out.
+    pub filter: Option<Expr>,
+    /// Value; `None` only for `count`.
+    pub value: Option<Expr>,
+    /// Aggregate over the period.
+    pub aggregate: Aggregate,
+}
+
+/// One strategy-map objective.
+#[derive(Debug, Clone)]
+pub struct ObjectiveConfig {
+    /// Display name.
+    pub name: String,
+    /// Perspective row.
+    pub perspective: Perspective,
+    /// Objectives this one drives.
+    pub drivers: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,424 @@
+//! Converts the file as written ([`RawSettings`]) into typed [`Settings`], and
+//! cross-checks it: every problem is collected with its key path, all in one go,
+//! so a user fixes the whole file in one round.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::NaiveDate;
+
+use super::*;
+use crate::measures::expr::Expr;
+use crate::measures::period::PeriodKind;
+use crate::measures::Aggregate;
+use crate::sources::presets;
+use crate::status::{Direction, Target};
+
+/// Default listen address: loopback only.
+const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Default database: one SQLite file under `./data`.
+const DEFAULT_DATABASE_URL: &str = "sqlite://data/scorekeeper.db";
+
+/// Collects problems with their key paths.
+#[derive(Default)]
+struct Problems(Vec<String>);
+
+impl Problems {
+    fn add(&mut self, key: impl std::fmt::Display, problem: impl std::fmt::Display) {
+        self.0.push(format!("{key}: {problem}"));
+    }
+}
+
+/// Validates and converts the whole configuration; every problem is reported.
+pub fn validate(raw: RawSettings) -> Result<Settings, ConfigError> {
+    let mut problems = Problems::default();
+
+    let database = DatabaseConfig {
+        url: raw.database.url.unwrap_or_else(|| Secret::new(DEFAULT_DATABASE_URL)),
+    };
+    let url = database.url.expose();
+    if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        problems.add(
+            "database.url",
+            format!(
+                "unsupported database URL \"{}\" (use sqlite://PATH or postgres://USER:PASSWORD@HOST/DB)",
+                crate::secret::redact_url(url)
+            ),
+        );
+    }
+
+    let listen_text = raw.server.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+    let listen = listen_text.parse().unwrap_or_else(|error| {
+        problems.add("server.listen", format!("invalid address \"{listen_text}\": {error} (expected HOST:PORT such as 127.0.0.1:8080)"));
+        DEFAULT_LISTEN.parse().expect("the default listen address is valid")
+    });
+    if raw.server.api_token.as_ref().is_some_and(Secret::is_empty) {
+        problems.add("server.api_token", "is empty; remove the key to disable write endpoints, or set a token");
+    }
+    let server = ServerConfig { listen, api_token: raw.server.api_token };
+
+    let timezone = raw.scorecard.timezone.parse().unwrap_or_else(|_| {
+        problems.add(
+            "scorecard.timezone",
+            format!("unknown time zone \"{}\" (use an IANA name such as Europe/Berlin or UTC)", raw.scorecard.timezone),
+        );
+        chrono_tz::UTC
+    });
+    let scorecard = ScorecardConfig { name: raw.scorecard.name, timezone, currency: raw.scorecard.currency };
+
+    let mut sources = BTreeMap::new();
+    for (name, source) in raw.sources {
+        if let Some(source) = validate_source(&name, source, &mut problems) {
+            sources.insert(name, source);
+        }
+    }
+
+    let objectives = validate_objectives(raw.objectives, &mut problems);
+    let measures = validate_measures(raw.measures, &sources, &objectives, &mut problems);
+
+    if problems.0.is_empty() {
+        Ok(Settings { database, server, scorecard, sources, measures, objectives })
+    } else {
+        Err(ConfigError { problems: problems.0 })
+    }
+}
+
+/// Parses `"2h"`, `"30d"`, `"90m"` durations.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|error| format!("invalid duration \"{text}\": {error} (examples: 30m, 2h, 30d)"))
+}
+
+fn validate_source(name: &str, raw: RawSource, problems: &mut Problems) -> Option<SourceConfig> {
+    let key = format!("sources.{name}");
+    let before = problems.0.len();
+    let kind = SourceKind::ALL.iter().find(|(text, _)| *text == raw.kind).map(|(_, kind)| *kind);
+    let Some(kind) = kind else {
+        let known: Vec<&str> = SourceKind::ALL.iter().map(|(text, _)| *text).collect();
+        problems.add(format!("{key}.kind"), format!("unknown source kind \"{}\" (known kinds: {})", raw.kind, known.join(", ")));
+        return None;
+    };
+    let preset = presets::describe(kind);
+
+    let schedule = match cron::Schedule::from_str(&raw.schedule) {
+        Ok(schedule) => Some(schedule),
+        Err(error) => {
+            problems.add(
+                format!("{key}.schedule"),
+                format!("invalid cron expression \"{}\": {error} (six fields, seconds first: sec min hour day month weekday)", raw.schedule),
+            );
+            None
+        }
+    };
+    let start_date = raw.start_date.as_deref().and_then(|text| {
+        NaiveDate::parse_from_str(text, "%Y-%m-%d")
+            .map_err(|_| problems.add(format!("{key}.start_date"), format!("invalid date \"{text}\" (expected YYYY-MM-DD)")))
+            .ok()
+    });
+    let base_text = raw.base_url.as_deref().unwrap_or(preset.default_base_url);
+    let base_url = match reqwest::Url::parse(base_text) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") => Some(url),
+        Ok(_) => {
+            problems.add(format!("{key}.base_url"), format!("\"{base_text}\" is not an http(s) URL"));
+            None
+        }
+        Err(error) => {
+            problems.add(format!("{key}.base_url"), format!("invalid URL \"{base_text}\": {error}"));
+            None
+        }
+    };
+    let streams = match raw.streams {
+        None => preset.streams.iter().map(|stream| stream.to_string()).collect(),
+        Some(streams) => {
+            for stream in &streams {
+                if !preset.streams.contains(&stream.as_str()) {
+                    problems.add(
+                        format!("{key}.streams"),
+                        format!("{} has no stream \"{stream}\" (streams: {})", kind.as_str(), preset.streams.join(", ")),
+                    );
+                }
+            }
+            if streams.is_empty() {
+                problems.add(format!("{key}.streams"), "is empty; omit the key to sync every stream");
+            }
+            streams
+        }
+    };
+    let stale_after = raw.stale_after.as_deref().and_then(|text| {
+        parse_duration(text).map_err(|error| problems.add(format!("{key}.stale_after"), error)).ok()
+    });
+    let lookback = match raw.lookback.as_deref() {
+        None => preset.default_lookback,
+        Some(text) => parse_duration(text).unwrap_or_else(|error| {
+            problems.add(format!("{key}.lookback"), error);
+            preset.default_lookback
+        }),
+    };
+    for setting in preset.required {
+        let present = match *setting {
+            "api_key" => raw.api_key.as_ref().is_some_and(|secret| !secret.is_empty()),
+            _ => true,
+        };
+        if !present {
+            problems.add(format!("{key}.{setting}"), format!("is required for kind \"{}\"", kind.as_str()));
+        }
+    }
+    if problems.0.len() > before {
+        return None;
+    }
+    Some(SourceConfig {
+        name: name.to_string(),
+        kind,
+        schedule: schedule?,
+        schedule_text: raw.schedule,
+        start_date,
+        base_url: base_url?,
+        streams,
+        stale_after,
+        lookback,
+        api_key: raw.api_key,
+    })
+}
+
+fn validate_objectives(raw: BTreeMap<String, RawObjective>, problems: &mut Problems) -> BTreeMap<String, ObjectiveConfig> {
+    let ids: BTreeSet<String> = raw.keys().cloned().collect();
+    let mut objectives = BTreeMap::new();
+    for (id, objective) in raw {
+        let key = format!("objectives.{id}");
+        let Some(perspective) = Perspective::parse(&objective.perspective) else {
+            problems.add(format!("{key}.perspective"), bad_perspective(&objective.perspective));
+            continue;
+        };
+        for driver in &objective.drivers {
+            if !ids.contains(driver) {
+                problems.add(format!("{key}.drivers"), format!("names no objective \"{driver}\""));
+            }
+        }
+        objectives.insert(
+            id.clone(),
+            ObjectiveConfig { name: objective.name.unwrap_or(id), perspective, drivers: objective.drivers },
+        );
+    }
+    objectives
+}
+
+fn bad_perspective(text: &str) -> String {
+    format!("unknown perspective \"{text}\" (financial, customer, internal or learning)")
+}
+
+fn compile(key: &str, source: &str, problems: &mut Problems) -> Option<Expr> {
+    Expr::parse(source).map_err(|error| problems.add(key, format!("invalid CEL expression \"{source}\": {error}"))).ok()
+}
+
+fn validate_measures(
+    raw: BTreeMap<String, RawMeasure>,
+    sources: &BTreeMap<String, SourceConfig>,
+    objectives: &BTreeMap<String, ObjectiveConfig>,
+    problems: &mut Problems,
+) -> Vec<MeasureConfig> {
+    let mut measures: BTreeMap<String, MeasureConfig> = BTreeMap::new();
+    for (id, measure) in &raw {
+        let key = format!("measures.{id}");
+        let before = problems.0.len();
+        let perspective = Perspective::parse(&measure.perspective);
+        if perspective.is_none() {
+            problems.add(format!("{key}.perspective"), bad_perspective(&measure.perspective));
+        }
+        let period = PeriodKind::parse(&measure.period);
+        if period.is_none() {
+            problems.add(format!("{key}.period"), format!("unknown period \"{}\" (day, week, month, quarter or year)", measure.period));
+        }
+        if let Some(objective) = &measure.objective {
+            if !objectives.contains_key(objective) {
+                problems.add(format!("{key}.objective"), format!("names no objective \"{objective}\" (declare it under [objectives.{objective}])"));
+            }
+        }
+        let target = measure.target.as_ref().and_then(|raw| validate_target(&key, raw, problems));
+        let kind = match &measure.formula {
+            Some(formula) => validate_formula(&key, measure, formula, &raw, problems),
+            None => validate_record_measure(&key, measure, sources, problems).map(MeasureKind::Records),
+        };
+        if problems.0.len() > before {
+            continue;
+        }
+        let (Some(perspective), Some(period), Some(kind)) = (perspective, period, kind) else { continue };
+        measures.insert(
+            id.clone(),
+            MeasureConfig {
+                id: id.clone(),
+                name: measure.name.clone().unwrap_or_else(|| id.clone()),
+                perspective,
+                period,
+                unit: measure.unit.clone(),
+                kind,
+                target,
+                owner: measure.owner.clone(),
+                objective: measure.objective.clone(),
+            },
+        );
+    }
+
+    // Formulas combine measures of the same period.
+    for measure in measures.values() {
+        if let MeasureKind::Formula { inputs, .. } = &measure.kind {
+            for input in inputs {
+                if let Some(other) = measures.get(input) {
+                    if other.period != measure.period {
+                        problems.add(
+                            format!("measures.{}.formula", measure.id),
+                            format!(
+                                "combines measures of different periods: \"{}\" is per {} but \"{input}\" is per {}",
+                                measure.id,
+                                measure.period.as_str(),
+                                other.period.as_str()
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    order_measures(measures, problems)
+}
+
+fn validate_target(key: &str, raw: &RawTarget, problems: &mut Problems) -> Option<Target> {
+    let direction = match raw.direction.as_deref().unwrap_or("up") {
+        "up" => Direction::Up,
+        "down" => Direction::Down,
+        other => {
+            problems.add(format!("{key}.target.direction"), format!("unknown direction \"{other}\" (up: higher is better; down: lower is better)"));
+            return None;
+        }
+    };
+    let target = Target { value: raw.value, direction, warn: raw.warn };
+    if let Err(problem) = target.check() {
+        problems.add(format!("{key}.target.warn"), problem);
+        return None;
+    }
+    Some(target)
+}
+
+fn validate_formula(
+    key: &str,
+    measure: &RawMeasure,
+    formula: &str,
+    all: &BTreeMap<String, RawMeasure>,
+    problems: &mut Problems,
+) -> Option<MeasureKind> {
+    for (field, present) in [
+        ("from", measure.from.is_some()),
+        ("time", measure.time.is_some()),
+        ("where", measure.filter.is_some()),
+        ("value", measure.value.is_some()),
+        ("aggregate", measure.aggregate.is_some()),
+    ] {
+        if present {
+            problems.add(format!("{key}.{field}"), "cannot be combined with formula (a formula reads other measures, not records)");
+        }
+    }
+    let formula = compile(&format!("{key}.formula"), formula, problems)?;
+    let inputs: Vec<String> = formula.variables().to_vec();
+    for input in &inputs {
+        if !all.contains_key(input) {
+            problems.add(format!("{key}.formula"), format!("references unknown measure \"{input}\""));
+        }
+    }
+    Some(MeasureKind::Formula { formula, inputs })
+}
+
+fn validate_record_measure(
+    key: &str,
+    measure: &RawMeasure,
+    sources: &BTreeMap<String, SourceConfig>,
+    problems: &mut Problems,
+) -> Option<RecordMeasure> {
+    let Some(from) = &measure.from else {
+        problems.add(key, "needs either from (with time) or formula");
+        return None;
+    };
+    let (source_name, stream) = match from.split_once('.') {
+        Some((source, stream)) => (source.to_string(), stream.to_string()),
+        None => {
+            problems.add(format!("{key}.from"), format!("\"{from}\" is not <source>.<stream> (for example stripe.charges)"));
+            return None;
+        }
+    };
+    match sources.get(&source_name) {
+        Some(source) if !source.streams.contains(&stream) => problems.add(
+            format!("{key}.from"),
+            format!("source \"{source_name}\" has no stream \"{stream}\" (it syncs: {})", source.streams.join(", ")),
+        ),
+        Some(_) => {}
+        None => problems.add(format!("{key}.from"), format!("names no source \"{source_name}\" (declare it under [sources.{source_name}])")),
+    }
+    let Some(time_field) = measure.time.clone() else {
+        problems.add(format!("{key}.time"), "is required: the record field with the event time (for example created)");
+        return None;
+    };
+    let aggregate_text = measure.aggregate.as_deref().unwrap_or("count");
+    let aggregate = Aggregate::parse(aggregate_text);
+    if aggregate.is_none() {
+        problems.add(
+            format!("{key}.aggregate"),
+            format!("unknown aggregate \"{aggregate_text}\" (count, count_distinct, sum, avg, min, max, median, p90 or last)"),
+        );
+    }
+    let filter = measure.filter.as_deref().and_then(|text| compile(&format!("{key}.where"), text, problems));
+    let value = measure.value.as_deref().and_then(|text| compile(&format!("{key}.value"), text, problems));
+    let aggregate = aggregate?;
+    if aggregate != Aggregate::Count && measure.value.is_none() {
+        problems.add(format!("{key}.value"), format!("is required for aggregate \"{}\"", aggregate.as_str()));
+    }
+    if measure.filter.is_some() && filter.is_none() || measure.value.is_some() && value.is_none() {
+        return None;
+    }
+    Some(RecordMeasure { source: source_name, stream, time_field, filter, value, aggregate })
+}
+
+/// Orders measures so every formula follows its inputs; reports cycles.
+fn order_measures(mut measures: BTreeMap<String, MeasureConfig>, problems: &mut Problems) -> Vec<MeasureConfig> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        Visiting,
+        Done,
+    }
+    fn visit(
+        id: &str,
+        measures: &BTreeMap<String, MeasureConfig>,
+        marks: &mut BTreeMap<String, Mark>,
+        stack: &mut Vec<String>,
+        order: &mut Vec<String>,
+        problems: &mut Problems,
+    ) {
+        match marks.get(id) {
+            Some(Mark::Done) => return,
+            Some(Mark::Visiting) => {
+                let start = stack.iter().position(|entry| entry == id).unwrap_or(0);
+                let mut cycle = stack[start..].to_vec();
+                cycle.push(id.to_string());
+                problems.add(format!("measures.{id}.formula"), format!("formula cycle: {}", cycle.join(" → ")));
+                return;
+            }
+            None => {}
+        }
+        let Some(measure) = measures.get(id) else { return };
+        marks.insert(id.to_string(), Mark::Visiting);
+        stack.push(id.to_string());
+        if let MeasureKind::Formula { inputs, .. } = &measure.kind {
+            for input in inputs {
+                visit(input, measures, marks, stack, order, problems);
+            }
+        }
+        stack.pop();
+        marks.insert(id.to_string(), Mark::Done);
+        order.push(id.to_string());
+    }
+
+    let mut marks = BTreeMap::new();
+    let mut order = Vec::new();
+    let ids: Vec<String> = measures.keys().cloned().collect();
+    for id in &ids {
+        visit(id, &measures, &mut marks, &mut Vec::new(), &mut order, problems);
+    }
+    order.into_iter().filter_map(|id| measures.remove(&id)).collect()
+}

@@ -1,0 +1,51 @@
+//! The HTTP server: router, shared state, body limits, graceful shutdown.
+//!
+//! Read-only over the store in this release: `/healthz`, `/readyz`,
+//! `GET /api/v1/scorecard`, `GET /api/v1/measures/{id}/series` and `/` (the scorecard
+//! as a plain HTML table). It binds to loopback unless the config says otherwise.
+
+mod api;
+mod dashboard;
+mod health;
+
+use std::sync::Arc;
+
+use axum::routing::get;
+use axum::Router;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Settings;
+use crate::recompute::Catalog;
+use crate::store::Store;
+
+/// Largest request body accepted (the API takes no large uploads).
+const BODY_LIMIT: usize = 64 * 1024;
+
+/// What every handler can read.
+#[derive(Clone)]
+pub struct AppState {
+    /// The database.
+    pub store: Store,
+    /// The configuration.
+    pub settings: Arc<Settings>,
+    /// Bound measures.
+    pub catalog: Arc<Catalog>,
+}
+
+/// The router with every route.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(dashboard::page))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/api/v1/scorecard", get(api::scorecard))
+        .route("/api/v1/measures/{id}/series", get(api::series))
+        .fallback(api::not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` is cancelled, then lets requests in flight finish.
+pub async fn serve(listener: tokio::net::TcpListener, state: AppState, shutdown: CancellationToken) -> std::io::Result<()> {
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown.cancelled_owned()).await
+}

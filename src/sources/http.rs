@@ -1,0 +1,294 @@
+//! The HTTP layer every preset shares: one reqwest client (rustls, timeouts, a
+//! User-Agent, no credentials forwarded across hosts on redirects), retries with
+//! jittered exponential backoff on timeouts, connection errors, 5xx and broken or
+//! truncated bodies, and 429 handling that honours `Retry-After` and backs off on its
+//! own where the API sends none (Stripe, HubSpot and QuickBooks document none).
+//!
+//! Every wait here is bounded (attempt count and per-request timeout) and cancellable.
+
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, RETRY_AFTER};
+use reqwest::{StatusCode, Url};
+use tokio_util::sync::CancellationToken;
+
+use super::{redact_url, SourceError};
+use crate::secret::Secret;
+
+/// How requests authenticate.
+#[derive(Debug, Clone)]
+pub enum Auth {
+    /// `Authorization: Bearer <token>`.
+    Bearer(Secret),
+}
+
+/// Retry and timeout settings of the shared client.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Attempts per request, the first included.
+    pub max_attempts: u32,
+    /// Delay before the first retry; doubles each attempt.
+    pub base_delay: Duration,
+    /// Longest delay between attempts (and longest `Retry-After` honoured).
+    pub max_delay: Duration,
+    /// Timeout of one attempt, body included.
+    pub request_timeout: Duration,
+    /// Timeout to establish a connection.
+    pub connect_timeout: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 6,
+            base_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(60),
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The delay before retry number `attempt` (1-based): exponential with full jitter
+    /// over the upper half, so concurrent clients spread out but never retry at once.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let exponential = self.base_delay.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+        let capped = exponential.min(self.max_delay);
+        let half = capped / 2;
+        half + half.mul_f64(fastrand::f64())
+    }
+}
+
+/// Why a response body could not be turned into a page.
+#[derive(Debug)]
+pub struct ParseError {
+    /// True when the body ended early (a truncated transfer): worth another attempt.
+    pub truncated: bool,
+    /// What was wrong, without the body itself.
+    pub detail: String,
+}
+
+impl ParseError {
+    /// Classifies a serde_json error.
+    pub fn from_json(error: &serde_json::Error) -> Self {
+        Self { truncated: error.is_eof(), detail: error.to_string() }
+    }
+}
+
+/// The shared client. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct HttpClient {
+    client: reqwest::Client,
+    policy: RetryPolicy,
+}
+
+/// What one attempt ended with, before the retry decision.
+enum Attempt<T> {
+    Done(T),
+    Retry { wait: Option<Duration>, error: SourceError },
+    Fail(SourceError),
+}
+
+impl HttpClient {
+    /// Builds the client.
+    pub fn new(policy: RetryPolicy) -> Result<Self, SourceError> {
+        crate::tls::install_crypto_provider();
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("scorekeeper/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(policy.connect_timeout)
+            .timeout(policy.request_timeout)
+            .redirect(reqwest::redirect::Policy::limited(5))
+            .build()
+            .map_err(|error| SourceError::Transient { detail: format!("cannot build the HTTP client: {error}") })?;
+        Ok(Self { client, policy })
+    }
+
+    /// GETs `url` and parses the body with `parse`, retrying what is worth retrying.
+    /// Returns `Cancelled` promptly when `cancel` fires during a wait.
+    pub async fn get<T>(
+        &self,
+        url: &Url,
+        auth: &Auth,
+        cancel: &CancellationToken,
+        parse: impl Fn(&[u8]) -> Result<T, ParseError>,
+    ) -> Result<T, SourceError> {
+        let mut attempt = 1;
+        loop {
+            // A request in flight at shutdown gets a short grace so its page can commit.
+            let outcome = tokio::select! {
+                biased;
+                outcome = self.attempt(url, auth, &parse) => outcome,
+                () = grace_after(cancel) => return Err(SourceError::Cancelled),
+            };
+            let (wait, error) = match outcome {
+                Attempt::Done(value) => return Ok(value),
+                Attempt::Fail(error) => return Err(error),
+                Attempt::Retry { wait, error } => (wait, error),
+            };
+            if attempt >= self.policy.max_attempts {
+                return Err(SourceError::RetriesExhausted { attempts: attempt, last: Box::new(error) });
+            }
+            let delay = wait.map_or_else(|| self.policy.backoff(attempt), |wait| wait.min(self.policy.max_delay));
+            tracing::warn!(url = %redact_url(url), attempt, delay_ms = delay.as_millis() as u64, error = %error, "Request failed, retrying");
+            tokio::select! {
+                biased;
+                () = cancel.cancelled() => return Err(SourceError::Cancelled),
+                () = tokio::time::sleep(delay) => {}
+            }
+            attempt += 1;
+        }
+    }
+
+    async fn attempt<T>(&self, url: &Url, auth: &Auth, parse: &impl Fn(&[u8]) -> Result<T, ParseError>) -> Attempt<T> {
+        let mut request = self.client.get(url.clone());
+        match auth {
+            Auth::Bearer(token) => {
+                let mut value = match HeaderValue::from_str(&format!("Bearer {}", token.expose())) {
+                    Ok(value) => value,
+                    Err(_) => return Attempt::Fail(SourceError::Unauthorized { message: "the token contains characters not allowed in an HTTP header".into() }),
+                };
+                value.set_sensitive(true);
+                request = request.header(AUTHORIZATION, value);
+            }
+        }
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(error) => {
+                let error = SourceError::Transient { detail: describe_reqwest_error(&error) };
+                return Attempt::Retry { wait: None, error };
+            }
+        };
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = match response.bytes().await {
+            Ok(body) => body,
+            Err(error) => {
+                let detail = format!("response body broken off: {}", describe_reqwest_error(&error));
+                return Attempt::Retry { wait: None, error: SourceError::Transient { detail } };
+            }
+        };
+        if status.is_success() {
+            return match parse(&body) {
+                Ok(value) => Attempt::Done(value),
+                Err(error) if error.truncated => Attempt::Retry {
+                    wait: None,
+                    error: SourceError::Malformed { url: redact_url(url), detail: format!("truncated body: {}", error.detail) },
+                },
+                Err(error) => Attempt::Fail(SourceError::Malformed { url: redact_url(url), detail: error.detail }),
+            };
+        }
+        classify_failure(url, status, &headers, &body)
+    }
+}
+
+/// How long a request in flight may continue after shutdown was requested.
+const IN_FLIGHT_GRACE: Duration = Duration::from_secs(5);
+
+/// Completes [`IN_FLIGHT_GRACE`] after `cancel` fires.
+async fn grace_after(cancel: &CancellationToken) {
+    cancel.cancelled().await;
+    tokio::time::sleep(IN_FLIGHT_GRACE).await;
+}
+
+/// Turns a non-2xx response into a retry or a failure.
+fn classify_failure<T>(url: &Url, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Attempt<T> {
+    let message = api_error_message(body);
+    // Stripe says explicitly whether a retry can succeed:
+    // https://docs.stripe.com/error-low-level#idempotency ("Stripe-Should-Retry").
+    let should_retry = headers.get("stripe-should-retry").and_then(|value| value.to_str().ok());
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        let wait = retry_after(headers);
+        return Attempt::Retry { wait, error: SourceError::RateLimited { retry_after: wait } };
+    }
+    if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+        return Attempt::Fail(SourceError::Unauthorized { message: format!("HTTP {}: {message}", status.as_u16()) });
+    }
+    let error = SourceError::Http { status: status.as_u16(), url: redact_url(url), message };
+    match should_retry {
+        Some("false") => Attempt::Fail(error),
+        Some("true") => Attempt::Retry { wait: retry_after(headers), error },
+        _ if status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT => Attempt::Retry { wait: retry_after(headers), error },
+        _ => Attempt::Fail(error),
+    }
+}
+
+/// `Retry-After` as delay-seconds or an HTTP date (RFC 9110 §10.2.3).
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let text = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = text.parse::<f64>() {
+        return (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds));
+    }
+    let date = chrono::DateTime::parse_from_rfc2822(text).ok()?;
+    let delta = date.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    Some(delta.to_std().unwrap_or(Duration::ZERO))
+}
+
+/// The API's own error message from a JSON error body (Stripe: `error.message`), or a
+/// short excerpt of the body; never more than 300 characters.
+fn api_error_message(body: &[u8]) -> String {
+    let parsed: Option<serde_json::Value> = serde_json::from_slice(body).ok();
+    let message = parsed.as_ref().and_then(|value| {
+        let candidates = [value.pointer("/error/message"), value.pointer("/message"), value.pointer("/error_description"), value.pointer("/error")];
+        candidates.into_iter().flatten().find_map(|found| found.as_str().map(str::to_string))
+    });
+    let text = message.unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_string());
+    let text = if text.is_empty() { "(empty body)".to_string() } else { text };
+    text.chars().take(300).collect()
+}
+
+/// A reqwest error without its URL (we add a redacted one where useful).
+fn describe_reqwest_error(error: &reqwest::Error) -> String {
+    let kind = if error.is_timeout() {
+        "timed out"
+    } else if error.is_connect() {
+        "connection failed"
+    } else if error.is_body() || error.is_decode() {
+        "body error"
+    } else {
+        "request failed"
+    };
+    let mut detail = kind.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        detail.push_str(": ");
+        detail.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    detail
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_is_jittered_and_capped() {
+        let policy = RetryPolicy { base_delay: Duration::from_millis(100), max_delay: Duration::from_secs(2), ..RetryPolicy::default() };
+        for attempt in 1..=10 {
+            let ceiling = (Duration::from_millis(100) * 2u32.pow(attempt - 1)).min(Duration::from_secs(2));
+            for _ in 0..50 {
+                let delay = policy.backoff(attempt);
+                assert!(delay >= ceiling / 2 && delay <= ceiling, "attempt {attempt}: {delay:?} not in [{:?}, {ceiling:?}]", ceiling / 2);
+            }
+        }
+    }
+
+    #[test]
+    fn retry_after_seconds_and_dates() {
+        let mut headers = HeaderMap::new();
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("7"));
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(7)));
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
+        assert_eq!(retry_after(&headers), Some(Duration::ZERO), "a date in the past means now");
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
+        assert_eq!(retry_after(&headers), None);
+    }
+
+    #[test]
+    fn api_error_messages() {
+        assert_eq!(api_error_message(br#"{"error":{"message":"Invalid API Key provided: sk_test_****1234"}}"#), "Invalid API Key provided: sk_test_****1234");
+        assert_eq!(api_error_message(b"Bad Gateway"), "Bad Gateway");
+        assert_eq!(api_error_message(b""), "(empty body)");
+    }
+}
