@@ -1,1 +1,8 @@
+//! The integration test binary: the real app against real components on loopback
+//! (SQLite files, a PostgreSQL server when `SCOREKEEPER_TEST_POSTGRES_URL` is set,
+//! wiremock servers for the SaaS APIs, the compiled binary for end-to-end runs).
 
+mod e2e;
+mod helpers;
+mod store;
+mod stripe;

@@ -1,0 +1,210 @@
+//! End to end: the compiled binary against wiremock, checked from outside (exit codes,
+//! stdout, the HTTP API).
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use chrono::{Datelike, TimeZone};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::helpers::*;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_scorekeeper");
+
+/// Runs the binary with a config file and the test key; returns (exit code, stdout, stderr).
+async fn scorekeeper(config: &Path, key: &str, args: &[&str]) -> (i32, String, String) {
+    let output = tokio::time::timeout(
+        Duration::from_secs(60),
+        Command::new(BINARY).arg("--config").arg(config).args(args).env("TEST_STRIPE_KEY", key).env("RUST_LOG", "warn").output(),
+    )
+    .await
+    .expect("the command finishes within a minute")
+    .expect("the binary runs");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn write_config(dir: &tempfile::TempDir, text: &str) -> std::path::PathBuf {
+    let path = dir.path().join("scorekeeper.toml");
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+#[tokio::test]
+async fn sync_then_series_prints_monthly_net_revenue_as_json() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let stripe = MockServer::start().await;
+    mount_stripe_fixtures(&stripe, 1).await;
+    let database = format!("sqlite://{}", dir.path().join("sk.db").display());
+    let config = write_config(&dir, &stripe_config(&database, &stripe.uri(), ""));
+
+    let (code, stdout, stderr) = scorekeeper(&config, GOOD_KEY, &["sync"]).await;
+    assert_eq!(code, 0, "stdout: {stdout}\nstderr: {stderr}");
+    assert!(stdout.contains("stripe.charges: 5 records (5 new or changed), 2 pages"), "{stdout}");
+
+    let (code, stdout, stderr) = scorekeeper(&config, GOOD_KEY, &["series", "net_revenue", "--from", "2026-03-01", "--to", "2026-04-30", "--format", "json"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let series: serde_json::Value = serde_json::from_str(&stdout).expect("JSON output");
+    assert_eq!(
+        series,
+        serde_json::json!([
+            {"period": "2026-03", "start": "2026-03-01T00:00:00+01:00", "value": 50.0, "target": 60.0, "status": "amber"},
+            {"period": "2026-04", "start": "2026-04-01T00:00:00+02:00", "value": 52.5, "target": 60.0, "status": "amber"}
+        ])
+    );
+    let (code, stdout, _) = scorekeeper(&config, GOOD_KEY, &["series", "gross_revenue", "--from", "2026-03-01", "--to", "2026-04-30", "--format", "csv"]).await;
+    assert_eq!(code, 0);
+    assert_eq!(stdout, "period,start,value,target,status\n2026-03,2026-03-01T00:00:00+01:00,50,,none\n2026-04,2026-04-01T00:00:00+02:00,62.5,,none\n");
+    stripe.verify().await;
+}
+
+#[tokio::test]
+async fn bad_configuration_exits_2_naming_the_key() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let text = stripe_config("sqlite://unused.db", "http://127.0.0.1:9", "").replace("0 0 3 * * *", "0 0 3 * *");
+    let config = write_config(&dir, &text);
+    let (code, _, stderr) = scorekeeper(&config, GOOD_KEY, &["check"]).await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("sources.stripe.schedule: invalid cron expression \"0 0 3 * *\""), "{stderr}");
+    assert!(!dir.path().join("unused.db").exists(), "nothing ran");
+    let (code, _, stderr) = scorekeeper(&config, GOOD_KEY, &["series", "net_revenue"]).await;
+    assert_eq!(code, 2, "every command validates first: {stderr}");
+}
+
+#[tokio::test]
+async fn a_failed_sync_exits_1_and_names_the_source() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let stripe = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(401).set_body_raw(fixture("stripe/error_invalid_key.json"), "application/json"))
+        .mount(&stripe)
+        .await;
+    let database = format!("sqlite://{}", dir.path().join("sk.db").display());
+    let config = write_config(&dir, &stripe_config(&database, &stripe.uri(), ""));
+    let (code, stdout, stderr) = scorekeeper(&config, "sk_test_wrong_secret_9876", &["sync"]).await;
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert!(stdout.contains("stripe.charges: FAILED: unauthorized"), "{stdout}");
+    assert!(stderr.contains("sync failed for source(s): stripe"), "{stderr}");
+    assert!(!stdout.contains("sk_test_wrong_secret_9876") && !stderr.contains("sk_test_wrong_secret_9876"), "the key never shows");
+}
+
+/// Charges in the previous and the current month (Berlin), so the scorecard's judged
+/// period (the last complete month for sums) has known values whatever today is.
+fn charges_around_now() -> (String, f64, f64) {
+    let berlin = chrono_tz::Europe::Berlin;
+    let now = chrono::Utc::now().with_timezone(&berlin);
+    let this_month = berlin.with_ymd_and_hms(now.year(), now.month(), 1, 0, 0, 0).earliest().expect("midnight exists");
+    let last_month = this_month - chrono::Months::new(1);
+    let at = |start: chrono::DateTime<chrono_tz::Tz>, hours: i64| (start + chrono::Duration::hours(hours)).timestamp();
+    let charges = [
+        ("ch_now", at(this_month, 2), 4200, "succeeded"),
+        ("ch_b", at(last_month, 50), 3000, "succeeded"),
+        ("ch_a", at(last_month, 10), 2500, "succeeded"),
+        ("ch_f", at(last_month, 5), 9900, "failed"),
+    ];
+    let data: Vec<String> = charges
+        .iter()
+        .map(|(id, created, amount, status)| format!(r#"{{"id":"{id}","object":"charge","created":{created},"amount":{amount},"currency":"eur","status":"{status}","customer":"cus_1"}}"#))
+        .collect();
+    (format!(r#"{{"object":"list","url":"/v1/charges","has_more":false,"data":[{}]}}"#, data.join(",")), 55.0, 42.0)
+}
+
+#[tokio::test]
+async fn run_serves_the_scorecard_on_a_random_port_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let stripe = MockServer::start().await;
+    let (charges, last_month_total, this_month_total) = charges_around_now();
+    Mock::given(method("GET")).and(path("/v1/charges")).respond_with(ResponseTemplate::new(200).set_body_raw(charges, "application/json")).mount(&stripe).await;
+    Mock::given(method("GET"))
+        .and(path("/v1/refunds"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(r#"{"object":"list","has_more":false,"data":[]}"#, "application/json"))
+        .mount(&stripe)
+        .await;
+    let database = format!("sqlite://{}", dir.path().join("sk.db").display());
+    // Every second, so the first sync starts at once.
+    let text = stripe_config(&database, &stripe.uri(), "").replace("0 0 3 * * *", "* * * * * *");
+    let config = write_config(&dir, &text);
+
+    let mut child = Command::new(BINARY)
+        .arg("--config")
+        .arg(&config)
+        .args(["--log-format", "json", "run"])
+        .env("TEST_STRIPE_KEY", GOOD_KEY)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the daemon");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let mut log = Vec::new();
+    let address = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.expect("read stderr") {
+            log.push(line.clone());
+            let event: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+            if event["message"] == "Scorekeeper running" {
+                return event["address"].as_str().expect("address field").to_string();
+            }
+        }
+        panic!("the daemon exited before it was running: {log:#?}");
+    })
+    .await
+    .expect("the daemon starts within 30 s");
+    // Keep draining stderr so the daemon never blocks on a full pipe.
+    let drain = tokio::spawn(async move {
+        let mut rest = Vec::new();
+        while let Ok(Some(line)) = lines.next_line().await {
+            rest.push(line);
+        }
+        rest
+    });
+
+    scorekeeper::tls::install_crypto_provider();
+    let client = reqwest::Client::new();
+    let scorecard = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            if let Ok(response) = client.get(format!("http://{address}/api/v1/scorecard")).send().await {
+                let body: serde_json::Value = serde_json::from_str(&response.text().await.unwrap_or_default()).unwrap_or_default();
+                let gross = body["perspectives"][0]["measures"].as_array().and_then(|measures| measures.iter().find(|m| m["id"] == "gross_revenue").cloned());
+                if gross.as_ref().is_some_and(|gross| gross["current"]["value"] == serde_json::json!(this_month_total)) {
+                    return body;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await
+    .expect("the scorecard shows synced values within 30 s");
+
+    let financial = &scorecard["perspectives"][0];
+    assert_eq!(financial["id"], "financial");
+    let measure = |id: &str| financial["measures"].as_array().expect("measures").iter().find(|m| m["id"] == id).cloned().expect("measure present");
+    let net = measure("net_revenue");
+    assert_eq!(net["evaluate"], "complete");
+    assert_eq!(net["judged"]["value"], serde_json::json!(last_month_total));
+    assert_eq!(net["judged"]["target"], serde_json::json!(60.0));
+    assert_eq!(net["judged"]["status"], "amber");
+    assert_eq!(measure("gross_revenue")["judged"]["value"], serde_json::json!(last_month_total));
+    let perspectives: Vec<&str> = scorecard["perspectives"].as_array().expect("list").iter().map(|p| p["id"].as_str().expect("id")).collect();
+    assert_eq!(perspectives, ["financial", "customer", "internal", "learning"]);
+    let health = client.get(format!("http://{address}/readyz")).send().await.expect("readyz");
+    assert_eq!(health.status().as_u16(), 200);
+    let page = client.get(format!("http://{address}/")).send().await.expect("page").text().await.expect("html");
+    assert!(page.contains("Net revenue") && page.contains("amber"), "{page}");
+
+    let pid = child.id().expect("running").to_string();
+    let status = std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
+    assert!(status.success());
+    let exit = tokio::time::timeout(Duration::from_secs(10), child.wait()).await.expect("exits within 10 s of SIGTERM").expect("wait");
+    assert_eq!(exit.code(), Some(0));
+    let rest = drain.await.expect("drain");
+    assert!(rest.iter().any(|line| line.contains("Stopped")), "{rest:#?}");
+    assert!(!log.iter().chain(&rest).any(|line| line.contains(GOOD_KEY)), "the API key never appears in the log");
+}
