@@ -220,12 +220,11 @@ fn print_series(points: &[SeriesPoint], format: SeriesFormat) -> anyhow::Result<
 }
 
 async fn sync(settings: Settings, only: Option<&str>) -> Result<(), Failure> {
-    if let Some(name) = only {
-        if !settings.sources.contains_key(name) {
+    if let Some(name) = only
+        && !settings.sources.contains_key(name) {
             let known: Vec<&str> = settings.sources.keys().map(String::as_str).collect();
             return Err(Failure::Usage(format!("no source \"{name}\" (sources: {})", known.join(", "))));
         }
-    }
     let services = Services::prepare(settings).await?;
     let cancel = CancellationToken::new();
     let signal = tokio::spawn(crate::shutdown::listen(cancel.clone()));

@@ -228,11 +228,10 @@ fn validate_measures(
         if period.is_none() {
             problems.add(format!("{key}.period"), format!("unknown period \"{}\" (day, week, month, quarter or year)", measure.period));
         }
-        if let Some(objective) = &measure.objective {
-            if !objectives.contains_key(objective) {
+        if let Some(objective) = &measure.objective
+            && !objectives.contains_key(objective) {
                 problems.add(format!("{key}.objective"), format!("names no objective \"{objective}\" (declare it under [objectives.{objective}])"));
             }
-        }
         let target = measure.target.as_ref().and_then(|raw| validate_target(&key, raw, problems));
         let kind = match &measure.formula {
             Some(formula) => validate_formula(&key, measure, formula, &raw, problems),
@@ -262,8 +261,8 @@ fn validate_measures(
     for measure in measures.values() {
         if let MeasureKind::Formula { inputs, .. } = &measure.kind {
             for input in inputs {
-                if let Some(other) = measures.get(input) {
-                    if other.period != measure.period {
+                if let Some(other) = measures.get(input)
+                    && other.period != measure.period {
                         problems.add(
                             format!("measures.{}.formula", measure.id),
                             format!(
@@ -274,7 +273,6 @@ fn validate_measures(
                             ),
                         );
                     }
-                }
             }
         }
     }

@@ -168,11 +168,10 @@ impl Engine {
                 }
                 Err(error) => Some(error.to_string()),
             };
-            if let Ok(state) = self.store.stream_state(&source.name, stream).await {
-                if let Err(store_error) = self.store.finish_stream_sync(state.id, chrono::Utc::now().timestamp(), error.as_deref()).await {
+            if let Ok(state) = self.store.stream_state(&source.name, stream).await
+                && let Err(store_error) = self.store.finish_stream_sync(state.id, chrono::Utc::now().timestamp(), error.as_deref()).await {
                     tracing::error!(error = %store_error, "Cannot record the end of the stream's sync");
                 }
-            }
             let duration_ms = started.elapsed().as_millis() as u64;
             match &error {
                 None => tracing::info!(

@@ -57,7 +57,7 @@ async fn inputs_aggregate_the_same_on_both_backends() {
         let (measure_id, changed) = store.register_measure("revenue", "v1").await.expect("register");
         assert!(changed, "a new measure counts as changed");
         assert_eq!(store.register_measure("revenue", "v1").await.expect("again"), (measure_id, false));
-        assert_eq!(store.register_measure("revenue", "v2").await.expect("changed").1, true);
+        assert!(store.register_measure("revenue", "v2").await.expect("changed").1);
 
         let row = |record_id, num| InputRow { measure_id, period_start: 1000, record_id, event_time: record_id * 10, num: Some(num), txt: None };
         let mut tx = store.begin().await.expect("begin");

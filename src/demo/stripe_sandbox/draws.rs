@@ -5,6 +5,7 @@
 //! only while each generator keeps all of its draws in one fixed order. Nothing here reads a
 //! clock or keeps state between draws.
 
+/// Why a charge failed, with the codes, messages and outcome Stripe reports for it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Failure {
     GenericDecline,
@@ -96,6 +97,7 @@ impl Failure {
     }
 }
 
+/// Radar's score for a charge: 80-99 when Radar blocked it, 2-70 otherwise.
 pub(super) fn risk_score(rng: &mut fastrand::Rng, failure: Option<Failure>) -> i64 {
     i64::from(if failure == Some(Failure::Blocked) {
         rng.u32(80..=99)

@@ -85,6 +85,7 @@ impl IntoResponse for StripeError {
     }
 }
 
+/// `body` with `status`, labelled `application/json` as Stripe labels every response.
 pub(super) fn json_response(status: StatusCode, body: String) -> Response {
     (
         status,

@@ -66,6 +66,7 @@ impl StoredList {
     }
 }
 
+/// One resource's objects, stored or computed; either way indexed oldest first.
 #[derive(Clone, Debug)]
 pub(super) enum List {
     Stored(StoredList),

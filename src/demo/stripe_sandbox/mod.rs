@@ -22,7 +22,7 @@
 //! text. The two generators, `bakery` and `synthetic`, fill the lists and share their random
 //! customers and card declines through `draws`. This root keeps the public surface
 //! ([`RESOURCES`], [`StripeData`], [`serve`], [`router`]) and the HTTP handlers with their
-//! bearer check, so everything a request touches before the data is in one place.
+//! bearer check.
 
 mod bakery;
 mod draws;
@@ -61,8 +61,11 @@ pub const RESOURCES: [&str; 5] = [
     "balance_transactions",
 ];
 
+/// Seconds in a day: the bakery's calendar and the tests count in days.
 const DAY: i64 = 86_400;
 
+/// [`RESOURCES`] as a type. The discriminant is the name's index in [`RESOURCES`] and the
+/// list's slot in [`StripeData`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Resource {
     Charges,

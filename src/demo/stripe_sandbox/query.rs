@@ -13,6 +13,8 @@ use super::error::{StripeError, clip};
 const DEFAULT_LIMIT: usize = 10;
 const MAX_LIMIT: usize = 100;
 
+/// Where a page starts: just older (`starting_after`) or just newer (`ending_before`) than
+/// the object with this id.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum Cursor {
     StartingAfter(String),
@@ -34,6 +36,7 @@ impl Filter {
     }
 }
 
+/// One list request's parameters, validated.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) struct ListQuery {
     pub(super) limit: usize,

@@ -143,6 +143,7 @@ pub(super) struct ChargeDoc<'a> {
     pub(super) receipt_token: &'a str,
 }
 
+/// Appends `charge` to `out` as a Stripe charge object.
 pub(super) fn write_charge(out: &mut String, charge: &ChargeDoc<'_>) {
     let failure = charge.failure;
     let paid = failure.is_none();
