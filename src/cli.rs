@@ -166,7 +166,7 @@ pub async fn execute(cli: Cli) -> Result<(), Failure> {
                             for measure in &perspective.measures {
                                 writeln!(
                                     out,
-                                    "  {:<28} {:<9} {:>14} {:>14}  {}",
+                                    "  {:<36} {:<9} {:>14} {:>14}  {}",
                                     measure.name,
                                     measure.judged.period,
                                     show(measure.judged.value),

@@ -158,33 +158,38 @@ impl Engine {
             let started = Instant::now();
             let mut stream_report = StreamReport { stream: stream.clone(), ..StreamReport::default() };
             let span = tracing::info_span!("stream", stream = %stream);
-            let result = self.sync_stream(source, preset, stream, &mut stream_report, cancel).instrument(span.clone()).await;
-            let _entered = span.enter();
-            let error = match result {
-                Ok(()) => None,
-                Err(SourceError::Cancelled) => {
-                    report.cancelled = true;
-                    None
-                }
-                Err(error) => Some(error.to_string()),
-            };
-            if let Ok(state) = self.store.stream_state(&source.name, stream).await
-                && let Err(store_error) = self.store.finish_stream_sync(state.id, chrono::Utc::now().timestamp(), error.as_deref()).await {
+            let error = async {
+                let result = self.sync_stream(source, preset, stream, &mut stream_report, cancel).await;
+                let error = match result {
+                    Ok(()) => None,
+                    Err(SourceError::Cancelled) => {
+                        report.cancelled = true;
+                        None
+                    }
+                    Err(error) => Some(error.to_string()),
+                };
+                if let Ok(state) = self.store.stream_state(&source.name, stream).await
+                    && let Err(store_error) = self.store.finish_stream_sync(state.id, chrono::Utc::now().timestamp(), error.as_deref()).await
+                {
                     tracing::error!(error = %store_error, "Cannot record the end of the stream's sync");
                 }
-            let duration_ms = started.elapsed().as_millis() as u64;
-            match &error {
-                None => tracing::info!(
-                    records = stream_report.records,
-                    changed = stream_report.changed,
-                    pages = stream_report.pages,
-                    record_problems = stream_report.record_problems,
-                    duration_ms,
-                    cancelled = report.cancelled,
-                    "Stream synced"
-                ),
-                Some(error) => tracing::error!(records = stream_report.records, pages = stream_report.pages, duration_ms, error = %error, "Stream sync failed"),
+                let duration_ms = started.elapsed().as_millis() as u64;
+                match &error {
+                    None => tracing::info!(
+                        records = stream_report.records,
+                        changed = stream_report.changed,
+                        pages = stream_report.pages,
+                        record_problems = stream_report.record_problems,
+                        duration_ms,
+                        cancelled = report.cancelled,
+                        "Stream synced"
+                    ),
+                    Some(error) => tracing::error!(records = stream_report.records, pages = stream_report.pages, duration_ms, error = %error, "Stream sync failed"),
+                }
+                error
             }
+            .instrument(span)
+            .await;
             stream_report.error = error;
             report.streams.push(stream_report);
             if report.cancelled {

@@ -40,7 +40,7 @@ pub struct RetryPolicy {
 impl Default for RetryPolicy {
     fn default() -> Self {
         Self {
-            max_attempts: 6,
+            max_attempts: 8,
             base_delay: Duration::from_millis(500),
             max_delay: Duration::from_secs(60),
             request_timeout: Duration::from_secs(60),

@@ -208,3 +208,33 @@ async fn run_serves_the_scorecard_on_a_random_port_and_stops_on_sigterm() {
     assert!(rest.iter().any(|line| line.contains("Stopped")), "{rest:#?}");
     assert!(!log.iter().chain(&rest).any(|line| line.contains(GOOD_KEY)), "the API key never appears in the log");
 }
+
+#[tokio::test]
+async fn check_connect_tries_each_source_and_reports_the_api_message() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let stripe = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v1/charges"))
+        .and(wiremock::matchers::query_param("limit", "1"))
+        .and(wiremock::matchers::header("authorization", format!("Bearer {GOOD_KEY}").as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(r#"{"object":"list","has_more":false,"data":[]}"#, "application/json"))
+        .expect(1)
+        .mount(&stripe)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/charges"))
+        .respond_with(ResponseTemplate::new(401).set_body_raw(fixture("stripe/error_invalid_key.json"), "application/json"))
+        .with_priority(10)
+        .mount(&stripe)
+        .await;
+    let database = format!("sqlite://{}", dir.path().join("sk.db").display());
+    let config = write_config(&dir, &stripe_config(&database, &stripe.uri(), ""));
+    let (code, stdout, stderr) = scorekeeper(&config, GOOD_KEY, &["check", "--connect"]).await;
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stdout.contains("configuration ok: 1 source(s), 4 measure(s)") && stdout.contains("stripe: ok"), "{stdout}");
+    let (code, stdout, _) = scorekeeper(&config, "sk_test_wrong_1111", &["check", "--connect"]).await;
+    assert_eq!(code, 1);
+    assert!(stdout.contains("stripe: FAILED: unauthorized (HTTP 401: Invalid API Key provided: sk_test_****_bad)"), "{stdout}");
+    assert!(!dir.path().join("sk.db").exists(), "check never opens the database");
+    stripe.verify().await;
+}
