@@ -268,7 +268,11 @@ impl Store {
 
     /// Records of a stream with ids above `after_id`, in id order, at most `limit`.
     pub async fn records_after(&self, stream_id: i64, after_id: i64, limit: i64) -> Result<Vec<StoredRecord>, StoreError> {
-        let sql = "SELECT id, key, data FROM records WHERE stream_id = $1 AND id > $2 ORDER BY id LIMIT $3";
+        // The unary `+` keeps SQLite from using the (stream_id, key) index here: with it,
+        // every batch would read and sort the whole stream (quadratic over a rebuild);
+        // without it, SQLite walks the rowid range in order. PostgreSQL reads it as the
+        // same column and plans it on the primary key.
+        let sql = "SELECT id, key, data FROM records WHERE +stream_id = $1 AND id > $2 ORDER BY id LIMIT $3";
         dispatch!(&self.pool, |pool| {
             let rows = sqlx::query(sql).bind(stream_id).bind(after_id).bind(limit).fetch_all(pool).await?;
             rows.iter()
