@@ -340,3 +340,27 @@ async fn the_app_serves_health_readiness_and_the_series_api() {
     assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains("from: \"March\"")), "{body}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_changed_measure_definition_recomputes_its_history_from_stored_records() {
+    for db in TestDb::all().await {
+        let stripe = MockServer::start().await;
+        mount_stripe_fixtures(&stripe, 1).await;
+        let text = stripe_config(&db.url, &stripe.uri(), "");
+        let services = services(settings(&text, GOOD_KEY)).await;
+        assert!(sync(&services).await.is_success());
+        assert_eq!(series(&services, "gross_revenue").await, [("2026-03".into(), Some(50.0)), ("2026-04".into(), Some(62.5))]);
+        services.store.close().await;
+
+        // Count every charge, failed ones included, and in UTC: the history is rebuilt from
+        // the stored records at the next start, without asking the API again (the mocks
+        // expected exactly one request each).
+        let changed = text.replacen("where = \"status == 'succeeded'\"\nvalue = \"amount / 100\"", "value = \"amount / 100\"", 1).replace("Europe/Berlin", "UTC");
+        let services = crate::helpers::services(settings(&changed, GOOD_KEY)).await;
+        // UTC March: 20 + 30 + 99 (failed, now counted) + 12.50 (late on 31 March); April: 50.
+        assert_eq!(series(&services, "gross_revenue").await, [("2026-03".into(), Some(161.5)), ("2026-04".into(), Some(50.0))], "{}", db.backend);
+        assert_eq!(series(&services, "net_revenue").await, [("2026-03".into(), Some(161.5)), ("2026-04".into(), Some(40.0))], "{}", db.backend);
+        services.store.close().await;
+        stripe.verify().await;
+    }
+}
