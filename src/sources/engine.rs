@@ -3,13 +3,18 @@
 //! For each stream of a source the engine asks the preset for the first request (from
 //! the saved cursor), sends it through the shared client, and stores the records with
 //! the cursor that follows them. Pages are gathered into batches of about
-//! [`BATCH_RECORDS`] records, one transaction each, and the next batch is fetched while
-//! the previous one is written, so neither the network nor the disk waits for the other.
-//! A batch's cursor is the cursor of its last page: the saved cursor never moves ahead
-//! of committed records. Memory stays flat: at most two batches are held at once.
+//! [`BATCH_RECORDS`] records, one transaction each.
 //!
-//! Cancellation: the engine stops between pages. A request in flight gets a short grace
-//! to finish and its page is committed; a batch being written is always committed.
+//! Two halves run side by side, so parsing and writing use both cores: a fetch task
+//! (spawned per stream sync and always joined before the sync returns) fetches and parses
+//! pages and computes each record's contributions to the measures, then hands the batch
+//! over a channel of one; the sync itself writes batches in order. A batch's cursor is the
+//! cursor of its last page: the saved cursor never moves ahead of committed records.
+//! Memory stays flat: at most three batches (one being fetched, one waiting, one being
+//! written) are held at once, each without its parsed JSON trees.
+//!
+//! Cancellation: the fetch task stops between pages. A request in flight gets a short
+//! grace to finish and its page is committed; a batch being written is always committed.
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::Instant;
@@ -19,7 +24,7 @@ use tracing::Instrument;
 
 use super::http::{Auth, HttpClient};
 use super::presets::{self, Preset, SyncWindow};
-use super::{FetchedRecord, PageRequest, SourceError};
+use super::{PageRequest, SourceError};
 use crate::config::SourceConfig;
 use crate::measures;
 use crate::recompute::{self, input_row, Catalog};
@@ -89,11 +94,30 @@ impl SourceReport {
     }
 }
 
+/// A fetched record ready to store: its parsed JSON tree is already dropped.
+struct PreparedRecord {
+    key: String,
+    raw: Box<serde_json::value::RawValue>,
+    /// Per measure reading the stream: its id and what this record contributes.
+    contributions: Vec<(i64, measures::Contribution)>,
+    /// The first problem a measure had with this record, and how many measures had one.
+    problem: Option<(String, measures::RecordProblem)>,
+    problems: u64,
+}
+
 /// Fetched pages waiting to be written.
 struct Batch {
-    records: Vec<FetchedRecord>,
+    records: Vec<PreparedRecord>,
     cursor: String,
     pages: u64,
+}
+
+/// What the fetch task hands to the writer.
+enum Fetched {
+    /// The next batch, in order.
+    Batch(Batch),
+    /// The fetch failed (or was cancelled) after the batches already sent.
+    Failed(SourceError),
 }
 
 /// Syncs sources into the store.
@@ -202,7 +226,7 @@ impl Engine {
     async fn sync_stream(
         &self,
         source: &SourceConfig,
-        preset: &dyn Preset,
+        preset: &'static dyn Preset,
         stream: &str,
         report: &mut StreamReport,
         cancel: &CancellationToken,
@@ -210,29 +234,66 @@ impl Engine {
         let auth = preset.auth(source)?;
         let state = self.store.stream_state(&source.name, stream).await?;
         let window = SyncWindow::of(source, self.catalog.timezone());
-        let mut next = Some(preset.first_request(source, stream, state.cursor.as_deref(), &window)?);
-        let mut pending: Option<Batch> = None;
-        loop {
-            // Write the previous batch while fetching the next one.
-            let write = async {
-                match pending.take() {
-                    Some(batch) => self.store_batch(source, stream, state.id, batch, report).await,
-                    None => Ok(()),
-                }
+        let first = preset.first_request(source, stream, state.cursor.as_deref(), &window)?;
+
+        // The fetch task stops on its own token: cancelled by shutdown, or by us when a
+        // write fails, so it never outlives this function (it is joined below).
+        let fetch_cancel = cancel.child_token();
+        let (sender, mut receiver) = tokio::sync::mpsc::channel(1);
+        let fetcher = {
+            let engine = self.clone();
+            let source = source.clone();
+            let stream = stream.to_string();
+            let token = fetch_cancel.clone();
+            tokio::spawn(
+                async move { engine.fetch_batches(&source, preset, &auth, &stream, Some(first), &token, sender).await }
+                    .instrument(tracing::Span::current()),
+            )
+        };
+        let mut outcome = Ok(());
+        while let Some(fetched) = receiver.recv().await {
+            let result = match fetched {
+                Fetched::Batch(batch) => self.store_batch(source, stream, state.id, batch, report).await,
+                Fetched::Failed(error) => Err(error),
             };
-            let fetch = self.fetch_batch(source, preset, &auth, stream, &mut next, cancel);
-            let (written, (fetched, fetch_error)) = tokio::join!(write, fetch);
-            written?;
-            if let Some(error) = fetch_error {
-                // Commit the good pages fetched before the failure, then report it.
-                if let Some(batch) = fetched {
-                    self.store_batch(source, stream, state.id, batch, report).await?;
-                }
-                return Err(error);
+            if let Err(error) = result {
+                outcome = Err(error);
+                break;
             }
-            match fetched {
-                Some(batch) => pending = Some(batch),
-                None => return Ok(()),
+        }
+        fetch_cancel.cancel();
+        drop(receiver);
+        if let Err(error) = fetcher.await {
+            tracing::error!(error = %error, "Fetch task ended abnormally");
+            outcome = outcome.and(Err(SourceError::Transient { detail: "the fetch task panicked".into() }));
+        }
+        outcome
+    }
+
+    /// The fetch task: fetches batches in order and sends them, then a failure if any.
+    /// Ends when the stream is complete, after a failure, or when the writer is gone.
+    async fn fetch_batches(
+        &self,
+        source: &SourceConfig,
+        preset: &dyn Preset,
+        auth: &Auth,
+        stream: &str,
+        mut next: Option<PageRequest>,
+        cancel: &CancellationToken,
+        sender: tokio::sync::mpsc::Sender<Fetched>,
+    ) {
+        loop {
+            let (batch, error) = self.fetch_batch(source, preset, auth, stream, &mut next, cancel).await;
+            if let Some(batch) = batch
+                && sender.send(Fetched::Batch(batch)).await.is_err() {
+                    return;
+                }
+            if let Some(error) = error {
+                let _ = sender.send(Fetched::Failed(error)).await;
+                return;
+            }
+            if next.is_none() {
+                return;
             }
         }
     }
@@ -247,6 +308,8 @@ impl Engine {
         next: &mut Option<PageRequest>,
         cancel: &CancellationToken,
     ) -> (Option<Batch>, Option<SourceError>) {
+        let tz = self.catalog.timezone();
+        let bound = self.catalog.reading(&source.name, stream);
         let mut batch: Option<Batch> = None;
         while let Some(request) = next.take() {
             if cancel.is_cancelled() {
@@ -261,7 +324,21 @@ impl Engine {
                 return (batch, Some(SourceError::RepeatedCursor { url: super::redact_url(&request.url) }));
             }
             let pending = batch.get_or_insert_with(|| Batch { records: Vec::new(), cursor: String::new(), pages: 0 });
-            pending.records.extend(page.records);
+            for fetched in page.records {
+                let mut prepared = PreparedRecord { key: fetched.key, raw: fetched.raw, contributions: Vec::new(), problem: None, problems: 0 };
+                for measure in &bound {
+                    let records = measure.records().expect("reading() returns record measures");
+                    match measures::contribution(records, measure.config.period, tz, &fetched.record) {
+                        Ok(Some(contribution)) => prepared.contributions.push((measure.id, contribution)),
+                        Ok(None) => {}
+                        Err(problem) => {
+                            prepared.problems += 1;
+                            prepared.problem.get_or_insert((measure.config.id.clone(), problem));
+                        }
+                    }
+                }
+                pending.records.push(prepared);
+            }
             pending.cursor = page.cursor;
             pending.pages += 1;
             *next = page.next;
@@ -282,8 +359,8 @@ impl Engine {
 
         // The same object twice in one batch (an API listing it on two pages): keep the last.
         let mut position: HashMap<&str, usize> = HashMap::with_capacity(batch.records.len());
-        for (index, fetched) in batch.records.iter().enumerate() {
-            position.insert(fetched.key.as_str(), index);
+        for (index, prepared) in batch.records.iter().enumerate() {
+            position.insert(prepared.key.as_str(), index);
         }
         let keys: Vec<&str> = position.keys().copied().collect();
 
@@ -292,15 +369,15 @@ impl Engine {
             tx.existing_records(stream_id, &keys).await?.into_iter().map(|stored| (stored.key.clone(), stored)).collect();
 
         let mut writes: Vec<(&str, &str)> = Vec::new();
-        let mut contributions: Vec<(usize, i64, measures::Contribution)> = Vec::new();
+        let mut contributions: Vec<(usize, i64, &measures::Contribution)> = Vec::new();
         let mut removed = Vec::new();
         let mut dirty = BTreeSet::new();
-        for (index, fetched) in batch.records.iter().enumerate() {
-            if position.get(fetched.key.as_str()) != Some(&index) {
+        for (index, prepared) in batch.records.iter().enumerate() {
+            if position.get(prepared.key.as_str()) != Some(&index) {
                 continue;
             }
-            if let Some(old) = existing.get(&fetched.key) {
-                if old.data == fetched.raw.get() {
+            if let Some(old) = existing.get(&prepared.key) {
+                if old.data == prepared.raw.get() {
                     continue;
                 }
                 // The record changed upstream: its old contribution leaves its old period.
@@ -314,23 +391,17 @@ impl Engine {
                     }
                 }
             }
-            for measure in &bound {
-                let records = measure.records().expect("reading() returns record measures");
-                match measures::contribution(records, measure.config.period, tz, &fetched.record) {
-                    Ok(Some(contribution)) => {
-                        dirty.insert((measure.id, contribution.period_start));
-                        contributions.push((writes.len(), measure.id, contribution));
-                    }
-                    Ok(None) => {}
-                    Err(problem) => {
-                        if report.record_problems == 0 {
-                            tracing::warn!(measure = %measure.config.id, record = %fetched.key, error = %problem, "Record left out of a measure");
-                        }
-                        report.record_problems += 1;
-                    }
-                }
+            for (measure_id, contribution) in &prepared.contributions {
+                dirty.insert((*measure_id, contribution.period_start));
+                contributions.push((writes.len(), *measure_id, contribution));
             }
-            writes.push((fetched.key.as_str(), fetched.raw.get()));
+            if let Some((measure, problem)) = &prepared.problem {
+                if report.record_problems == 0 {
+                    tracing::warn!(measure = %measure, record = %prepared.key, error = %problem, "Record left out of a measure");
+                }
+                report.record_problems += prepared.problems;
+            }
+            writes.push((prepared.key.as_str(), prepared.raw.get()));
         }
 
         let ids: HashMap<String, i64> = tx.upsert_records(stream_id, &writes).await?.into_iter().map(|(id, key)| (key, id)).collect();
