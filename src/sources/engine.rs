@@ -112,6 +112,14 @@ struct Batch {
     pages: u64,
 }
 
+/// What the fetch task works on, owned so the task does not borrow the caller's frame.
+struct FetchJob {
+    source: SourceConfig,
+    preset: &'static dyn Preset,
+    auth: Auth,
+    stream: String,
+}
+
 /// What the fetch task hands to the writer.
 enum Fetched {
     /// The next batch, in order.
@@ -242,13 +250,9 @@ impl Engine {
         let (sender, mut receiver) = tokio::sync::mpsc::channel(1);
         let fetcher = {
             let engine = self.clone();
-            let source = source.clone();
-            let stream = stream.to_string();
+            let job = FetchJob { source: source.clone(), preset, auth, stream: stream.to_string() };
             let token = fetch_cancel.clone();
-            tokio::spawn(
-                async move { engine.fetch_batches(&source, preset, &auth, &stream, Some(first), &token, sender).await }
-                    .instrument(tracing::Span::current()),
-            )
+            tokio::spawn(async move { engine.fetch_batches(&job, Some(first), &token, sender).await }.instrument(tracing::Span::current()))
         };
         let mut outcome = Ok(());
         while let Some(fetched) = receiver.recv().await {
@@ -272,18 +276,9 @@ impl Engine {
 
     /// The fetch task: fetches batches in order and sends them, then a failure if any.
     /// Ends when the stream is complete, after a failure, or when the writer is gone.
-    async fn fetch_batches(
-        &self,
-        source: &SourceConfig,
-        preset: &dyn Preset,
-        auth: &Auth,
-        stream: &str,
-        mut next: Option<PageRequest>,
-        cancel: &CancellationToken,
-        sender: tokio::sync::mpsc::Sender<Fetched>,
-    ) {
+    async fn fetch_batches(&self, job: &FetchJob, mut next: Option<PageRequest>, cancel: &CancellationToken, sender: tokio::sync::mpsc::Sender<Fetched>) {
         loop {
-            let (batch, error) = self.fetch_batch(source, preset, auth, stream, &mut next, cancel).await;
+            let (batch, error) = self.fetch_batch(job, &mut next, cancel).await;
             if let Some(batch) = batch
                 && sender.send(Fetched::Batch(batch)).await.is_err() {
                     return;
@@ -299,15 +294,8 @@ impl Engine {
     }
 
     /// Fetches pages until about [`BATCH_RECORDS`] records, the last page, or an error.
-    async fn fetch_batch(
-        &self,
-        source: &SourceConfig,
-        preset: &dyn Preset,
-        auth: &Auth,
-        stream: &str,
-        next: &mut Option<PageRequest>,
-        cancel: &CancellationToken,
-    ) -> (Option<Batch>, Option<SourceError>) {
+    async fn fetch_batch(&self, job: &FetchJob, next: &mut Option<PageRequest>, cancel: &CancellationToken) -> (Option<Batch>, Option<SourceError>) {
+        let FetchJob { source, preset, auth, stream } = job;
         let tz = self.catalog.timezone();
         let bound = self.catalog.reading(&source.name, stream);
         let mut batch: Option<Batch> = None;
