@@ -268,7 +268,7 @@ async fn check(settings: Settings, connect: bool) -> Result<(), Failure> {
     for source in settings.sources.values() {
         let preset = presets::preset(source.kind);
         let outcome = match preset.auth(source) {
-            Ok(auth) => http.get(&preset.probe(source), &auth, &cancel, |_body: &[u8]| Ok::<(), ParseError>(())).await,
+            Ok(auth) => http.get(&preset.probe(source), &auth, &cancel, |_headers: &reqwest::header::HeaderMap, _body: &[u8]| Ok::<(), ParseError>(())).await,
             Err(error) => Err(error),
         };
         match outcome {

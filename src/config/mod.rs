@@ -265,6 +265,12 @@ pub struct RawSource {
     pub lookback: Option<String>,
     /// Stripe: secret API key.
     pub api_key: Option<Secret>,
+    /// Zendesk: the account's subdomain (`acme` for acme.zendesk.com).
+    pub subdomain: Option<String>,
+    /// Zendesk: the agent's email the API token belongs to.
+    pub email: Option<String>,
+    /// Zendesk: API token.
+    pub api_token: Option<Secret>,
 }
 
 /// `[measures.ID]` as written.
@@ -358,6 +364,7 @@ impl Settings {
         secrets.extend(self.server.api_token.as_ref());
         for source in self.sources.values() {
             secrets.extend(source.api_key.as_ref());
+            secrets.extend(source.api_token.as_ref());
         }
         secrets
     }
@@ -414,6 +421,12 @@ pub struct SourceConfig {
     pub lookback: Duration,
     /// Stripe: the secret API key.
     pub api_key: Option<Secret>,
+    /// Zendesk: the account's subdomain.
+    pub subdomain: Option<String>,
+    /// Zendesk: the agent's email the API token belongs to.
+    pub email: Option<String>,
+    /// Zendesk: the API token.
+    pub api_token: Option<Secret>,
 }
 
 /// Built-in connector presets.
@@ -421,16 +434,19 @@ pub struct SourceConfig {
 pub enum SourceKind {
     /// Stripe's REST API.
     Stripe,
+    /// Zendesk Support's REST API.
+    Zendesk,
 }
 
 impl SourceKind {
     /// Every kind this build knows, with its config spelling.
-    pub const ALL: &[(&str, SourceKind)] = &[("stripe", SourceKind::Stripe)];
+    pub const ALL: &[(&str, SourceKind)] = &[("stripe", SourceKind::Stripe), ("zendesk", SourceKind::Zendesk)];
 
     /// The config spelling.
     pub fn as_str(self) -> &'static str {
         match self {
             SourceKind::Stripe => "stripe",
+            SourceKind::Zendesk => "zendesk",
         }
     }
 }

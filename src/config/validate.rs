@@ -115,7 +115,17 @@ fn validate_source(name: &str, raw: RawSource, problems: &mut Problems) -> Optio
             .map_err(|_| problems.add(format!("{key}.start_date"), format!("invalid date \"{text}\" (expected YYYY-MM-DD)")))
             .ok()
     });
-    let base_text = raw.base_url.as_deref().unwrap_or(preset.default_base_url);
+    // A preset's default address may name the account: `https://{subdomain}.zendesk.com`.
+    let default_base = match raw.subdomain.as_deref() {
+        Some(subdomain) => preset.default_base_url.replace("{subdomain}", subdomain),
+        None => preset.default_base_url.to_string(),
+    };
+    if let Some(subdomain) = raw.subdomain.as_deref()
+        && (subdomain.is_empty() || !subdomain.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+    {
+        problems.add(format!("{key}.subdomain"), format!("\"{subdomain}\" is not a subdomain (letters, digits and dashes, e.g. acme for acme.zendesk.com)"));
+    }
+    let base_text = raw.base_url.as_deref().unwrap_or(&default_base);
     let base_url = match reqwest::Url::parse(base_text) {
         Ok(url) if matches!(url.scheme(), "http" | "https") => Some(url),
         Ok(_) => {
@@ -157,7 +167,10 @@ fn validate_source(name: &str, raw: RawSource, problems: &mut Problems) -> Optio
     for setting in preset.required {
         let present = match *setting {
             "api_key" => raw.api_key.as_ref().is_some_and(|secret| !secret.is_empty()),
-            _ => true,
+            "api_token" => raw.api_token.as_ref().is_some_and(|secret| !secret.is_empty()),
+            "subdomain" => raw.subdomain.is_some() || raw.base_url.is_some(),
+            "email" => raw.email.as_deref().is_some_and(|email| email.contains('@')),
+            other => unreachable!("preset requires an unknown setting {other}"),
         };
         if !present {
             problems.add(format!("{key}.{setting}"), format!("is required for kind \"{}\"", kind.as_str()));
@@ -177,6 +190,9 @@ fn validate_source(name: &str, raw: RawSource, problems: &mut Problems) -> Optio
         stale_after,
         lookback,
         api_key: raw.api_key,
+        subdomain: raw.subdomain,
+        email: raw.email,
+        api_token: raw.api_token,
     })
 }
 

@@ -303,7 +303,7 @@ impl Engine {
             if cancel.is_cancelled() {
                 return (batch, Some(SourceError::Cancelled));
             }
-            let parse = |body: &[u8]| preset.parse_page(source, stream, &request, body);
+            let parse = |headers: &reqwest::header::HeaderMap, body: &[u8]| preset.parse_page(source, stream, &request, headers, body);
             let page = match self.http.get(&request.url, auth, cancel, parse).await {
                 Ok(page) => page,
                 Err(error) => return (batch, Some(error)),

@@ -20,6 +20,13 @@ use crate::secret::Secret;
 pub enum Auth {
     /// `Authorization: Bearer <token>`.
     Bearer(Secret),
+    /// HTTP Basic (RFC 7617): `Authorization: Basic base64(user:password)`.
+    Basic {
+        /// The user part (not secret on its own; it may name the account).
+        username: String,
+        /// The password part.
+        password: Secret,
+    },
 }
 
 /// Retry and timeout settings of the shared client.
@@ -111,7 +118,7 @@ impl HttpClient {
         url: &Url,
         auth: &Auth,
         cancel: &CancellationToken,
-        parse: impl Fn(&[u8]) -> Result<T, ParseError>,
+        parse: impl Fn(&HeaderMap, &[u8]) -> Result<T, ParseError>,
     ) -> Result<T, SourceError> {
         let mut attempt = 1;
         loop {
@@ -140,7 +147,7 @@ impl HttpClient {
         }
     }
 
-    async fn attempt<T>(&self, url: &Url, auth: &Auth, parse: &impl Fn(&[u8]) -> Result<T, ParseError>) -> Attempt<T> {
+    async fn attempt<T>(&self, url: &Url, auth: &Auth, parse: &impl Fn(&HeaderMap, &[u8]) -> Result<T, ParseError>) -> Attempt<T> {
         let mut request = self.client.get(url.clone());
         match auth {
             Auth::Bearer(token) => {
@@ -151,6 +158,8 @@ impl HttpClient {
                 value.set_sensitive(true);
                 request = request.header(AUTHORIZATION, value);
             }
+            // reqwest marks the header it builds as sensitive, so it is never logged.
+            Auth::Basic { username, password } => request = request.basic_auth(username, Some(password.expose())),
         }
         let response = match request.send().await {
             Ok(response) => response,
@@ -169,7 +178,7 @@ impl HttpClient {
             }
         };
         if status.is_success() {
-            return match parse(&body) {
+            return match parse(&headers, &body) {
                 Ok(value) => Attempt::Done(value),
                 Err(error) if error.truncated => Attempt::Retry {
                     wait: None,

@@ -6,3 +6,4 @@ mod e2e;
 mod helpers;
 mod store;
 mod stripe;
+mod zendesk;

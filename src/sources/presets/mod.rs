@@ -3,6 +3,7 @@
 //! into records, and never loops, sleeps or does IO (the engine does).
 
 pub mod stripe;
+pub mod zendesk;
 
 use std::time::Duration;
 
@@ -54,13 +55,14 @@ pub trait Preset: Send + Sync {
     /// The first request of a sync of `stream`, from the saved cursor.
     fn first_request(&self, source: &SourceConfig, stream: &str, cursor: Option<&str>, window: &SyncWindow) -> Result<PageRequest, SourceError>;
     /// Cuts the response to `request` into records and says what comes next.
-    fn parse_page(&self, source: &SourceConfig, stream: &str, request: &PageRequest, body: &[u8]) -> Result<Page, ParseError>;
+    fn parse_page(&self, source: &SourceConfig, stream: &str, request: &PageRequest, headers: &reqwest::header::HeaderMap, body: &[u8]) -> Result<Page, ParseError>;
 }
 
 /// The static description of a kind.
 pub fn describe(kind: SourceKind) -> &'static PresetInfo {
     match kind {
         SourceKind::Stripe => &stripe::INFO,
+        SourceKind::Zendesk => &zendesk::INFO,
     }
 }
 
@@ -68,6 +70,7 @@ pub fn describe(kind: SourceKind) -> &'static PresetInfo {
 pub fn preset(kind: SourceKind) -> &'static dyn Preset {
     match kind {
         SourceKind::Stripe => &stripe::Stripe,
+        SourceKind::Zendesk => &zendesk::Zendesk,
     }
 }
 

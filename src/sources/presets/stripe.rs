@@ -27,6 +27,7 @@
 
 use std::time::Duration;
 
+use reqwest::header::HeaderMap;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -138,7 +139,7 @@ impl Preset for Stripe {
         Ok(PageRequest { url: list_url(&source.base_url, stream, walk), state: encode(&cursor) })
     }
 
-    fn parse_page(&self, source: &SourceConfig, stream: &str, request: &PageRequest, body: &[u8]) -> Result<Page, ParseError> {
+    fn parse_page(&self, source: &SourceConfig, stream: &str, request: &PageRequest, _headers: &HeaderMap, body: &[u8]) -> Result<Page, ParseError> {
         let list: List = serde_json::from_slice(body).map_err(|error| ParseError::from_json(&error))?;
         let records = fetched_records(&list.data, &["id"])?;
         let mut cursor: Cursor = serde_json::from_str(&request.state)
@@ -188,6 +189,9 @@ mod tests {
             stale_after: None,
             lookback: Duration::from_secs(100),
             api_key: Some(crate::secret::Secret::new("sk_test_x")),
+            subdomain: None,
+            email: None,
+            api_token: None,
         }
     }
 
@@ -215,7 +219,7 @@ mod tests {
         let source = source("http://127.0.0.1:9");
         let request = Stripe.first_request(&source, "charges", None, &window(Some(1_000))).expect("request");
         let body = br#"{"object":"list","has_more":true,"data":[{"id":"ch_3","created":3000},{"id":"ch_2","created":2000}]}"#;
-        let page = Stripe.parse_page(&source, "charges", &request, body).expect("page");
+        let page = Stripe.parse_page(&source, "charges", &request, &HeaderMap::new(), body).expect("page");
         assert_eq!(page.records.len(), 2);
         let next = page.next.expect("has_more");
         assert_eq!(next.url.as_str(), "http://127.0.0.1:9/v1/charges?limit=100&created%5Bgte%5D=1000&starting_after=ch_2");
@@ -223,7 +227,7 @@ mod tests {
         let resumed = Stripe.first_request(&source, "charges", Some(&page.cursor), &window(Some(1_000))).expect("request");
         assert_eq!(resumed.url, next.url);
         let last = br#"{"object":"list","has_more":false,"data":[{"id":"ch_1","created":1500}]}"#;
-        let end = Stripe.parse_page(&source, "charges", &next, last).expect("page");
+        let end = Stripe.parse_page(&source, "charges", &next, &HeaderMap::new(), last).expect("page");
         assert!(end.next.is_none());
         assert_eq!(end.cursor, r#"{"since":3000}"#);
     }
@@ -233,12 +237,12 @@ mod tests {
         let source = source("http://127.0.0.1:9");
         let request = Stripe.first_request(&source, "charges", None, &window(None)).expect("request");
         let truncated = br#"{"object":"list","has_more":true,"data":[{"id":"ch_3","crea"#;
-        assert!(Stripe.parse_page(&source, "charges", &request, truncated).expect_err("truncated").truncated);
+        assert!(Stripe.parse_page(&source, "charges", &request, &HeaderMap::new(), truncated).expect_err("truncated").truncated);
         let empty_more = br#"{"object":"list","has_more":true,"data":[]}"#;
-        assert!(Stripe.parse_page(&source, "charges", &request, empty_more).expect_err("empty").detail.contains("has_more"));
+        assert!(Stripe.parse_page(&source, "charges", &request, &HeaderMap::new(), empty_more).expect_err("empty").detail.contains("has_more"));
         let no_created = br#"{"object":"list","has_more":false,"data":[{"id":"ch_3"}]}"#;
-        assert!(Stripe.parse_page(&source, "charges", &request, no_created).expect_err("no created").detail.contains("created"));
+        assert!(Stripe.parse_page(&source, "charges", &request, &HeaderMap::new(), no_created).expect_err("no created").detail.contains("created"));
         let error_body = br#"{"error":{"message":"nope"}}"#;
-        assert!(!Stripe.parse_page(&source, "charges", &request, error_body).expect_err("not a list").truncated);
+        assert!(!Stripe.parse_page(&source, "charges", &request, &HeaderMap::new(), error_body).expect_err("not a list").truncated);
     }
 }
