@@ -3,6 +3,7 @@
 //! into records, and never loops, sleeps or does IO (the engine does).
 
 pub mod stripe;
+pub mod walk;
 pub mod zendesk;
 
 use std::time::Duration;

@@ -28,9 +28,10 @@
 use std::time::Duration;
 
 use reqwest::header::HeaderMap;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use super::walk::{Walk, WalkCursor};
 use super::{endpoint, Preset, PresetInfo, SyncWindow};
 use crate::config::SourceConfig;
 use crate::sources::http::{Auth, ParseError};
@@ -49,31 +50,6 @@ const PAGE_LIMIT: &str = "100";
 
 /// The Stripe preset.
 pub struct Stripe;
-
-/// The saved cursor of one Stripe stream.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-struct Cursor {
-    /// Largest `created` of a completed walk (unix seconds).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    since: Option<i64>,
-    /// The walk in progress, if one was interrupted.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    run: Option<Walk>,
-}
-
-/// A walk through one list, newest first.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-struct Walk {
-    /// The `created[gte]` bound of this walk.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    gte: Option<i64>,
-    /// Id of the last object committed (`starting_after` of the next page).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    after: Option<String>,
-    /// Largest `created` seen in this walk.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    max: Option<i64>,
-}
 
 /// A list response: `{"object": "list", "data": [...], "has_more": bool}`.
 #[derive(Deserialize)]
@@ -101,10 +77,6 @@ fn list_url(base: &reqwest::Url, stream: &str, walk: &Walk) -> reqwest::Url {
     url
 }
 
-fn encode(cursor: &Cursor) -> String {
-    serde_json::to_string(cursor).expect("a cursor of plain fields always serializes")
-}
-
 impl Preset for Stripe {
     fn auth(&self, source: &SourceConfig) -> Result<Auth, SourceError> {
         source
@@ -121,53 +93,34 @@ impl Preset for Stripe {
     }
 
     fn first_request(&self, source: &SourceConfig, stream: &str, cursor: Option<&str>, window: &SyncWindow) -> Result<PageRequest, SourceError> {
-        let mut cursor: Cursor = match cursor {
-            Some(text) => serde_json::from_str(text).map_err(|error| SourceError::BadCursor(error.to_string()))?,
-            None => Cursor::default(),
-        };
-        let start = window.start.map(|start| start.timestamp());
-        if cursor.run.is_none() {
-            let lookback = window.lookback.as_secs() as i64;
-            let gte = match (cursor.since, start) {
-                (Some(since), Some(start)) => Some((since - lookback).max(start)),
-                (Some(since), None) => Some(since - lookback),
-                (None, start) => start,
-            };
-            cursor.run = Some(Walk { gte, after: None, max: None });
-        }
-        let walk = cursor.run.as_ref().expect("set just above");
-        Ok(PageRequest { url: list_url(&source.base_url, stream, walk), state: encode(&cursor) })
+        let mut cursor = WalkCursor::parse(cursor)?;
+        let url = list_url(&source.base_url, stream, cursor.begin(window, true));
+        Ok(PageRequest { url, state: cursor.encode() })
     }
 
     fn parse_page(&self, source: &SourceConfig, stream: &str, request: &PageRequest, _headers: &HeaderMap, body: &[u8]) -> Result<Page, ParseError> {
         let list: List = serde_json::from_slice(body).map_err(|error| ParseError::from_json(&error))?;
         let records = fetched_records(&list.data, &["id"])?;
-        let mut cursor: Cursor = serde_json::from_str(&request.state)
-            .map_err(|error| ParseError { truncated: false, detail: format!("internal cursor state unreadable: {error}") })?;
-        let mut walk = cursor.run.take().unwrap_or_default();
+        let mut cursor = WalkCursor::from_state(&request.state)?;
+        let mut walk = cursor.take_walk();
         for (index, fetched) in records.iter().enumerate() {
             let created = fetched.record.get("created").and_then(serde_json::Value::as_i64).ok_or_else(|| ParseError {
                 truncated: false,
                 detail: format!("item {index} ({}) has no integer `created`", fetched.key),
             })?;
-            walk.max = Some(walk.max.map_or(created, |max| max.max(created)));
+            walk.see(created);
         }
-        if list.has_more {
-            let Some(last) = records.last() else {
-                return Err(ParseError { truncated: false, detail: "has_more is true but data is empty".into() });
-            };
-            walk.after = Some(last.key.clone());
-            let url = list_url(&source.base_url, stream, &walk);
-            cursor.run = Some(walk);
-            let state = encode(&cursor);
-            Ok(Page { records, cursor: state.clone(), next: Some(PageRequest { url, state }) })
-        } else {
-            cursor.since = match (cursor.since, walk.max) {
-                (Some(since), Some(max)) => Some(since.max(max)),
-                (since, max) => since.or(max),
-            };
-            Ok(Page { records, cursor: encode(&cursor), next: None })
+        if !list.has_more {
+            cursor.finish(walk);
+            return Ok(Page { records, cursor: cursor.encode(), next: None });
         }
+        // The next page starts after the last object of this one.
+        let Some(last) = records.last() else {
+            return Err(ParseError { truncated: false, detail: "has_more is true but data is empty".into() });
+        };
+        let url = list_url(&source.base_url, stream, cursor.continue_after(walk, last.key.clone()));
+        let state = cursor.encode();
+        Ok(Page { records, cursor: state.clone(), next: Some(PageRequest { url, state }) })
     }
 }
 

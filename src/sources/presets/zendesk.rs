@@ -35,6 +35,7 @@ use reqwest::header::HeaderMap;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use super::walk::{Walk, WalkCursor};
 use super::{endpoint, Preset, PresetInfo, SyncWindow};
 use crate::config::SourceConfig;
 use crate::records;
@@ -63,26 +64,9 @@ struct Cursor {
     /// Tickets: the export's `after_cursor`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     export: Option<String>,
-    /// Lists: newest `created_at` (unix seconds) of the last complete walk.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    since: Option<i64>,
-    /// Lists: the walk in progress.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    run: Option<Walk>,
-}
-
-/// A walk through a cursor-paginated list.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-struct Walk {
-    /// The `start_time` of this walk (satisfaction ratings).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    start: Option<i64>,
-    /// `page[after]` of the next page.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    after: Option<String>,
-    /// Newest `created_at` seen in this walk (unix seconds).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    max: Option<i64>,
+    /// Lists: the walk's high-water mark and position.
+    #[serde(flatten)]
+    walk: WalkCursor,
 }
 
 /// The incremental export's response.
@@ -127,7 +111,7 @@ fn list_url(base: &reqwest::Url, stream: &str, walk: &Walk) -> reqwest::Url {
     {
         let mut query = url.query_pairs_mut();
         query.append_pair("page[size]", LIST_PAGE);
-        if let Some(start) = walk.start {
+        if let Some(start) = walk.gte {
             query.append_pair("start_time", &start.to_string());
         }
         if let Some(after) = &walk.after {
@@ -157,24 +141,14 @@ impl Preset for Zendesk {
             Some(text) => serde_json::from_str(text).map_err(|error| SourceError::BadCursor(error.to_string()))?,
             None => Cursor::default(),
         };
-        let start = window.start.map(|start| start.timestamp());
         let url = if stream == "tickets" {
             // The export wants a start_time on the first request; without a start_date,
             // the beginning of time (every ticket).
-            export_url(&source.base_url, &cursor, start.unwrap_or(0))
+            export_url(&source.base_url, &cursor, window.start.map_or(0, |start| start.timestamp()))
         } else {
-            if cursor.run.is_none() {
-                let lookback = window.lookback.as_secs() as i64;
-                let start = match (stream, cursor.since, start) {
-                    ("satisfaction_ratings", Some(since), Some(start)) => Some((since - lookback).max(start)),
-                    ("satisfaction_ratings", Some(since), None) => Some(since - lookback),
-                    ("satisfaction_ratings", None, start) => start,
-                    // Ticket metrics have no time filter: always the whole list.
-                    _ => None,
-                };
-                cursor.run = Some(Walk { start, after: None, max: None });
-            }
-            list_url(&source.base_url, stream, cursor.run.as_ref().expect("set just above"))
+            // Ticket metrics have no time filter upstream: each walk covers the whole list.
+            let filtered = stream == "satisfaction_ratings";
+            list_url(&source.base_url, stream, cursor.walk.begin(window, filtered))
         };
         Ok(PageRequest { url, state: encode(&cursor) })
     }
@@ -202,27 +176,21 @@ impl Preset for Zendesk {
         let items: Vec<Box<RawValue>> = serde_json::from_value(items).map_err(|error| parse_error(format!("`{stream}` is not a list: {error}")))?;
         let borrowed: Vec<&RawValue> = items.iter().map(Box::as_ref).collect();
         let records = fetched_records(&borrowed, &["id"])?;
-        let mut walk = cursor.run.take().unwrap_or_default();
+        let mut walk = cursor.walk.take_walk();
         for fetched in &records {
-            let created = records::event_time(fetched.record.get("created_at"), chrono_tz::UTC).ok().flatten();
-            if let Some(created) = created {
-                walk.max = Some(walk.max.map_or(created.timestamp(), |max| max.max(created.timestamp())));
+            if let Ok(Some(created)) = records::event_time(fetched.record.get("created_at"), chrono_tz::UTC) {
+                walk.see(created.timestamp());
             }
         }
         match (meta.has_more, meta.after_cursor) {
             (true, Some(after)) => {
-                walk.after = Some(after);
-                let url = list_url(&source.base_url, stream, &walk);
-                cursor.run = Some(walk);
+                let url = list_url(&source.base_url, stream, cursor.walk.continue_after(walk, after));
                 let state = encode(&cursor);
                 Ok(Page { records, cursor: state.clone(), next: Some(PageRequest { url, state }) })
             }
             (true, None) => Err(parse_error("meta.has_more is true but meta.after_cursor is missing")),
             (false, _) => {
-                cursor.since = match (cursor.since, walk.max) {
-                    (Some(since), Some(max)) => Some(since.max(max)),
-                    (since, max) => since.or(max),
-                };
+                cursor.walk.finish(walk);
                 Ok(Page { records, cursor: encode(&cursor), next: None })
             }
         }
