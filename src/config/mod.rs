@@ -271,6 +271,14 @@ pub struct RawSource {
     pub email: Option<String>,
     /// Zendesk: API token.
     pub api_token: Option<Secret>,
+    /// Shopify: the shop's domain (`acme.myshopify.com`).
+    pub shop: Option<String>,
+    /// Shopify: Admin API access token.
+    pub access_token: Option<Secret>,
+    /// Shopify: Admin API version (`2025-07`).
+    pub api_version: Option<String>,
+    /// Freshdesk: the helpdesk domain (`acme.freshdesk.com`).
+    pub domain: Option<String>,
 }
 
 /// `[measures.ID]` as written.
@@ -365,6 +373,7 @@ impl Settings {
         for source in self.sources.values() {
             secrets.extend(source.api_key.as_ref());
             secrets.extend(source.api_token.as_ref());
+            secrets.extend(source.access_token.as_ref());
         }
         secrets
     }
@@ -427,6 +436,14 @@ pub struct SourceConfig {
     pub email: Option<String>,
     /// Zendesk: the API token.
     pub api_token: Option<Secret>,
+    /// Shopify: the shop's domain.
+    pub shop: Option<String>,
+    /// Shopify: Admin API access token.
+    pub access_token: Option<Secret>,
+    /// Shopify: Admin API version.
+    pub api_version: Option<String>,
+    /// Freshdesk: the helpdesk domain.
+    pub domain: Option<String>,
 }
 
 /// Built-in connector presets.
@@ -436,17 +453,28 @@ pub enum SourceKind {
     Stripe,
     /// Zendesk Support's REST API.
     Zendesk,
+    /// Shopify's Admin REST API.
+    Shopify,
+    /// Freshdesk's REST API.
+    Freshdesk,
 }
 
 impl SourceKind {
     /// Every kind this build knows, with its config spelling.
-    pub const ALL: &[(&str, SourceKind)] = &[("stripe", SourceKind::Stripe), ("zendesk", SourceKind::Zendesk)];
+    pub const ALL: &[(&str, SourceKind)] = &[
+        ("stripe", SourceKind::Stripe),
+        ("shopify", SourceKind::Shopify),
+        ("zendesk", SourceKind::Zendesk),
+        ("freshdesk", SourceKind::Freshdesk),
+    ];
 
     /// The config spelling.
     pub fn as_str(self) -> &'static str {
         match self {
             SourceKind::Stripe => "stripe",
             SourceKind::Zendesk => "zendesk",
+            SourceKind::Shopify => "shopify",
+            SourceKind::Freshdesk => "freshdesk",
         }
     }
 }

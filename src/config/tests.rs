@@ -210,6 +210,8 @@ fn shipped_configurations_are_valid() {
     env.insert("WEBHOOK_SECRET".into(), "whsec_x".into());
     env.insert("SMTP_PASSWORD".into(), "pw".into());
     env.insert("ZENDESK_API_TOKEN".into(), "zd".into());
+    env.insert("SHOPIFY_ACCESS_TOKEN".into(), "shpat".into());
+    env.insert("FRESHDESK_API_KEY".into(), "fd".into());
     for entry in std::fs::read_dir(&root).expect("config folder exists") {
         let path = entry.expect("readable").path();
         if path.extension().is_some_and(|ext| ext == "toml") {

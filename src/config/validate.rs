@@ -67,6 +67,9 @@ pub fn validate(raw: RawSettings) -> Result<Settings, ConfigError> {
     });
     let scorecard = ScorecardConfig { name: raw.scorecard.name, timezone, currency: raw.scorecard.currency };
 
+    // Sources that are declared but invalid were reported already; measures that read
+    // them are not reported again as naming no source.
+    let declared: BTreeSet<String> = raw.sources.keys().cloned().collect();
     let mut sources = BTreeMap::new();
     for (name, source) in raw.sources {
         if let Some(source) = validate_source(&name, source, &mut problems) {
@@ -75,7 +78,7 @@ pub fn validate(raw: RawSettings) -> Result<Settings, ConfigError> {
     }
 
     let objectives = validate_objectives(raw.objectives, &mut problems);
-    let measures = validate_measures(raw.measures, &sources, &objectives, &mut problems);
+    let measures = validate_measures(raw.measures, &sources, &declared, &objectives, &mut problems);
 
     if problems.0.is_empty() {
         Ok(Settings { database, server, scorecard, sources, measures, objectives })
@@ -116,10 +119,23 @@ fn validate_source(name: &str, raw: RawSource, problems: &mut Problems) -> Optio
             .ok()
     });
     // A preset's default address may name the account: `https://{subdomain}.zendesk.com`.
-    let default_base = match raw.subdomain.as_deref() {
-        Some(subdomain) => preset.default_base_url.replace("{subdomain}", subdomain),
-        None => preset.default_base_url.to_string(),
-    };
+    let mut default_base = preset.default_base_url.to_string();
+    // A bare shop name means its myshopify.com domain.
+    let shop = raw.shop.as_ref().map(|shop| if shop.contains('.') { shop.clone() } else { format!("{shop}.myshopify.com") });
+    if let Some(version) = raw.api_version.as_deref() {
+        let well_formed = version == "unstable"
+            || (version.len() == 7 && version.as_bytes()[4] == b'-' && version.chars().enumerate().all(|(i, c)| i == 4 || c.is_ascii_digit()));
+        if !well_formed {
+            problems.add(format!("{key}.api_version"), format!("\"{version}\" is not an API version (YYYY-MM, e.g. 2026-07)"));
+        }
+    }
+    // Likewise a bare Freshdesk account name means its freshdesk.com domain.
+    let domain = raw.domain.as_ref().map(|domain| if domain.contains('.') { domain.clone() } else { format!("{domain}.freshdesk.com") });
+    for (placeholder, value) in [("{subdomain}", &raw.subdomain), ("{shop}", &shop), ("{domain}", &domain)] {
+        if let Some(value) = value {
+            default_base = default_base.replace(placeholder, value);
+        }
+    }
     if let Some(subdomain) = raw.subdomain.as_deref()
         && (subdomain.is_empty() || !subdomain.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
     {
@@ -169,6 +185,9 @@ fn validate_source(name: &str, raw: RawSource, problems: &mut Problems) -> Optio
             "api_key" => raw.api_key.as_ref().is_some_and(|secret| !secret.is_empty()),
             "api_token" => raw.api_token.as_ref().is_some_and(|secret| !secret.is_empty()),
             "subdomain" => raw.subdomain.is_some() || raw.base_url.is_some(),
+            "shop" => raw.shop.is_some() || raw.base_url.is_some(),
+            "domain" => raw.domain.is_some() || raw.base_url.is_some(),
+            "access_token" => raw.access_token.as_ref().is_some_and(|secret| !secret.is_empty()),
             "email" => raw.email.as_deref().is_some_and(|email| email.contains('@')),
             other => unreachable!("preset requires an unknown setting {other}"),
         };
@@ -193,6 +212,10 @@ fn validate_source(name: &str, raw: RawSource, problems: &mut Problems) -> Optio
         subdomain: raw.subdomain,
         email: raw.email,
         api_token: raw.api_token,
+        shop: raw.shop,
+        access_token: raw.access_token,
+        api_version: raw.api_version,
+        domain: raw.domain,
     })
 }
 
@@ -229,6 +252,7 @@ fn compile(key: &str, source: &str, problems: &mut Problems) -> Option<Expr> {
 fn validate_measures(
     raw: BTreeMap<String, RawMeasure>,
     sources: &BTreeMap<String, SourceConfig>,
+    declared: &BTreeSet<String>,
     objectives: &BTreeMap<String, ObjectiveConfig>,
     problems: &mut Problems,
 ) -> Vec<MeasureConfig> {
@@ -251,7 +275,7 @@ fn validate_measures(
         let target = measure.target.as_ref().and_then(|raw| validate_target(&key, raw, problems));
         let kind = match &measure.formula {
             Some(formula) => validate_formula(&key, measure, formula, &raw, problems),
-            None => validate_record_measure(&key, measure, sources, problems).map(MeasureKind::Records),
+            None => validate_record_measure(&key, measure, sources, declared, problems).map(MeasureKind::Records),
         };
         if problems.0.len() > before {
             continue;
@@ -344,6 +368,7 @@ fn validate_record_measure(
     key: &str,
     measure: &RawMeasure,
     sources: &BTreeMap<String, SourceConfig>,
+    declared: &BTreeSet<String>,
     problems: &mut Problems,
 ) -> Option<RecordMeasure> {
     let Some(from) = &measure.from else {
@@ -363,6 +388,7 @@ fn validate_record_measure(
             format!("source \"{source_name}\" has no stream \"{stream}\" (it syncs: {})", source.streams.join(", ")),
         ),
         Some(_) => {}
+        None if declared.contains(&source_name) => {}
         None => problems.add(format!("{key}.from"), format!("names no source \"{source_name}\" (declare it under [sources.{source_name}])")),
     }
     let Some(time_field) = measure.time.clone() else {

@@ -22,10 +22,25 @@ pub enum Auth {
     Bearer(Secret),
     /// HTTP Basic (RFC 7617): `Authorization: Basic base64(user:password)`.
     Basic {
-        /// The user part (not secret on its own; it may name the account).
-        username: String,
+        /// The user part: secret too, since some APIs put the key there (Freshdesk).
+        username: Secret,
         /// The password part.
         password: Secret,
+    },
+    /// A key in a header of its own (Shopify's `X-Shopify-Access-Token`).
+    Header {
+        /// Header name.
+        name: &'static str,
+        /// The key.
+        value: Secret,
+    },
+    /// A key in the query string (Pipedrive's `api_token`, Moodle's `wstoken`); the
+    /// parameter name must be one `redact_url` hides.
+    Query {
+        /// Parameter name.
+        name: &'static str,
+        /// The key.
+        value: Secret,
     },
 }
 
@@ -148,7 +163,13 @@ impl HttpClient {
     }
 
     async fn attempt<T>(&self, url: &Url, auth: &Auth, parse: &impl Fn(&HeaderMap, &[u8]) -> Result<T, ParseError>) -> Attempt<T> {
-        let mut request = self.client.get(url.clone());
+        // A query-string key goes on the URL that is sent only; `url`, used in errors
+        // and logs, never carries it.
+        let mut sent_url = url.clone();
+        if let Auth::Query { name, value } = auth {
+            sent_url.query_pairs_mut().append_pair(name, value.expose());
+        }
+        let mut request = self.client.get(sent_url);
         match auth {
             Auth::Bearer(token) => {
                 let mut value = match HeaderValue::from_str(&format!("Bearer {}", token.expose())) {
@@ -159,7 +180,16 @@ impl HttpClient {
                 request = request.header(AUTHORIZATION, value);
             }
             // reqwest marks the header it builds as sensitive, so it is never logged.
-            Auth::Basic { username, password } => request = request.basic_auth(username, Some(password.expose())),
+            Auth::Basic { username, password } => request = request.basic_auth(username.expose(), Some(password.expose())),
+            Auth::Header { name, value } => {
+                let Ok(mut value) = HeaderValue::from_str(value.expose()) else {
+                    return Attempt::Fail(SourceError::Unauthorized { message: format!("the {name} key contains characters not allowed in an HTTP header") });
+                };
+                value.set_sensitive(true);
+                request = request.header(*name, value);
+            }
+            // Added to the URL above; errors and logs show the URL through `redact_url`.
+            Auth::Query { .. } => {}
         }
         let response = match request.send().await {
             Ok(response) => response,
@@ -238,7 +268,8 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 fn api_error_message(body: &[u8]) -> String {
     let parsed: Option<serde_json::Value> = serde_json::from_slice(body).ok();
     let message = parsed.as_ref().and_then(|value| {
-        let candidates = [value.pointer("/error/message"), value.pointer("/message"), value.pointer("/error_description"), value.pointer("/error")];
+        // Stripe: error.message; Zendesk: error; Shopify: errors; OAuth: error_description.
+        let candidates = [value.pointer("/error/message"), value.pointer("/message"), value.pointer("/error_description"), value.pointer("/error"), value.pointer("/errors")];
         candidates.into_iter().flatten().find_map(|found| found.as_str().map(str::to_string))
     });
     let text = message.unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_string());

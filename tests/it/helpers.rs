@@ -289,3 +289,27 @@ pub async fn series(services: &Services, measure: &str) -> Vec<(String, Option<f
         .map(|point| (point.period, point.value))
         .collect()
 }
+
+/// Syncs the named source now, as `scorekeeper sync --source NAME` does.
+pub async fn sync_source(services: &Services, name: &str) -> scorekeeper::sources::engine::SourceReport {
+    let source = &services.settings.sources[name];
+    services
+        .engine
+        .sync_source(source, scorekeeper::sources::engine::Trigger::Manual, &CancellationToken::new())
+        .await
+        .expect("sync runs")
+}
+
+/// Answers the first GET of `url_path` with a 429 carrying `Retry-After` and `body`, then
+/// lets the other mocks answer. Expected exactly once: the count is an assertion.
+pub async fn mount_rate_limited_once(server: &MockServer, url_path: &str, retry_after: &str, body: &str) {
+    Mock::given(method("GET"))
+        .and(path(url_path))
+        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", retry_after).set_body_string(body))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .expect(1)
+        .named("429 once")
+        .mount(server)
+        .await;
+}

@@ -3,7 +3,9 @@
 //! wiremock servers for the SaaS APIs, the compiled binary for end-to-end runs).
 
 mod e2e;
+mod freshdesk;
 mod helpers;
 mod store;
+mod shopify;
 mod stripe;
 mod zendesk;

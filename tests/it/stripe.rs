@@ -4,16 +4,14 @@
 use std::time::Duration;
 
 use scorekeeper::app::Services;
-use scorekeeper::sources::engine::{SourceReport, Trigger};
-use tokio_util::sync::CancellationToken;
+use scorekeeper::sources::engine::SourceReport;
 use wiremock::matchers::{method, path, query_param, query_param_is_missing};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::helpers::*;
 
 async fn sync(services: &Services) -> SourceReport {
-    let source = &services.settings.sources["stripe"];
-    services.engine.sync_source(source, Trigger::Manual, &CancellationToken::new()).await.expect("sync runs")
+    sync_source(services, "stripe").await
 }
 
 async fn cursor(services: &Services, stream: &str) -> Option<String> {
@@ -113,14 +111,7 @@ async fn bad_key_fails_with_a_clear_error_naming_the_source() {
 async fn waits_for_retry_after_on_429_then_succeeds() {
     let db = TestDb::sqlite();
     let stripe = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/v1/charges"))
-        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "1").set_body_string(r#"{"error":{"message":"Too many requests"}}"#))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .expect(1)
-        .mount(&stripe)
-        .await;
+    mount_rate_limited_once(&stripe, "/v1/charges", "1", r#"{"error":{"message":"Too many requests"}}"#).await;
     mount_stripe_fixtures(&stripe, 1).await;
     let services = services(settings(&stripe_config(&db.url, &stripe.uri(), ""), GOOD_KEY)).await;
     let report = sync(&services).await;

@@ -2,8 +2,7 @@
 //! export's cursor, cursor-paginated lists, Retry-After, and measures over nested fields.
 
 use scorekeeper::app::Services;
-use scorekeeper::sources::engine::{SourceReport, Trigger};
-use tokio_util::sync::CancellationToken;
+use scorekeeper::sources::engine::SourceReport;
 use wiremock::matchers::{header, method, path, query_param, query_param_is_missing};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -107,8 +106,7 @@ async fn mount(server: &MockServer) {
 }
 
 async fn sync(services: &Services) -> SourceReport {
-    let source = &services.settings.sources["support"];
-    services.engine.sync_source(source, Trigger::Manual, &CancellationToken::new()).await.expect("sync runs")
+    sync_source(services, "support").await
 }
 
 #[tokio::test]
@@ -116,14 +114,7 @@ async fn syncs_tickets_metrics_and_ratings_into_support_measures() {
     for db in TestDb::all().await {
         let zendesk = MockServer::start().await;
         // A 429 with Retry-After on the first export request (10 requests a minute).
-        Mock::given(method("GET"))
-            .and(path("/api/v2/incremental/tickets/cursor.json"))
-            .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "1").set_body_string("Too Many Requests"))
-            .up_to_n_times(1)
-            .with_priority(1)
-            .expect(1)
-            .mount(&zendesk)
-            .await;
+        mount_rate_limited_once(&zendesk, "/api/v2/incremental/tickets/cursor.json", "1", "Too Many Requests").await;
         // Each page exactly once: the expectations are the assertion.
         mount(&zendesk).await;
         let services = services(settings(&config(&db.url, &zendesk.uri()), "zd-secret-token")).await;

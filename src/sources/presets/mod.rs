@@ -2,6 +2,8 @@
 //! paging style, field names and documentation; it builds requests and cuts responses
 //! into records, and never loops, sleeps or does IO (the engine does).
 
+pub mod freshdesk;
+pub mod shopify;
 pub mod stripe;
 pub mod walk;
 pub mod zendesk;
@@ -64,6 +66,8 @@ pub fn describe(kind: SourceKind) -> &'static PresetInfo {
     match kind {
         SourceKind::Stripe => &stripe::INFO,
         SourceKind::Zendesk => &zendesk::INFO,
+        SourceKind::Shopify => &shopify::INFO,
+        SourceKind::Freshdesk => &freshdesk::INFO,
     }
 }
 
@@ -72,6 +76,8 @@ pub fn preset(kind: SourceKind) -> &'static dyn Preset {
     match kind {
         SourceKind::Stripe => &stripe::Stripe,
         SourceKind::Zendesk => &zendesk::Zendesk,
+        SourceKind::Shopify => &shopify::Shopify,
+        SourceKind::Freshdesk => &freshdesk::Freshdesk,
     }
 }
 
@@ -84,4 +90,93 @@ pub fn endpoint(base: &reqwest::Url, path: &str) -> reqwest::Url {
         base.set_path(&with_slash);
     }
     base.join(path).unwrap_or(base)
+}
+
+/// The target of the `rel="next"` link of RFC 8288 `Link` headers (Shopify, Freshdesk,
+/// GitHub-style pagination: `<url>; rel="next", <url>; rel="prev"`), or `None` when no
+/// link says next (the last page).
+pub fn next_link(headers: &reqwest::header::HeaderMap) -> Result<Option<String>, ParseError> {
+    for value in headers.get_all(reqwest::header::LINK) {
+        let text = value.to_str().map_err(|_| ParseError { truncated: false, detail: "the link header is not text".into() })?;
+        if let Some(target) = next_in(text)? {
+            return Ok(Some(target));
+        }
+    }
+    Ok(None)
+}
+
+/// Scans one `link` header value; URLs and quoted parameters may contain commas.
+fn next_in(text: &str) -> Result<Option<String>, ParseError> {
+    let malformed = || ParseError { truncated: false, detail: format!("malformed link header: {}", text.chars().take(200).collect::<String>()) };
+    let mut rest = text;
+    loop {
+        rest = rest.trim_start_matches(|c: char| c == ',' || c.is_whitespace());
+        if rest.is_empty() {
+            return Ok(None);
+        }
+        let open = rest.strip_prefix('<').ok_or_else(malformed)?;
+        let close = open.find('>').ok_or_else(malformed)?;
+        let target = &open[..close];
+        rest = &open[close + 1..];
+        let mut is_next = false;
+        // Parameters up to the comma that starts the next link.
+        loop {
+            rest = rest.trim_start();
+            let Some(after_semicolon) = rest.strip_prefix(';') else { break };
+            let param = after_semicolon.trim_start();
+            let name_end = param.find(['=', ';', ',']).unwrap_or(param.len());
+            let name = param[..name_end].trim();
+            rest = &param[name_end..];
+            let mut value = "";
+            if let Some(after_equals) = rest.strip_prefix('=') {
+                let after_equals = after_equals.trim_start();
+                if let Some(quoted) = after_equals.strip_prefix('"') {
+                    let end = quoted.find('"').ok_or_else(malformed)?;
+                    value = &quoted[..end];
+                    rest = &quoted[end + 1..];
+                } else {
+                    let end = after_equals.find([';', ',']).unwrap_or(after_equals.len());
+                    value = after_equals[..end].trim();
+                    rest = &after_equals[end..];
+                }
+            }
+            // `rel` may list several relation types: rel="next last".
+            if name.eq_ignore_ascii_case("rel") && value.split_whitespace().any(|rel| rel.eq_ignore_ascii_case("next")) {
+                is_next = true;
+            }
+        }
+        if is_next {
+            return Ok(Some(target.to_string()));
+        }
+        if !(rest.is_empty() || rest.starts_with(',')) {
+            return Err(malformed());
+        }
+    }
+}
+
+
+/// A source of `kind` at `base` with every preset setting unset, for preset unit tests
+/// (they set what their preset needs with struct update syntax).
+#[cfg(test)]
+pub(crate) fn test_source(kind: SourceKind, base: &str) -> SourceConfig {
+    use std::str::FromStr;
+    SourceConfig {
+        name: kind.as_str().into(),
+        kind,
+        schedule: cron::Schedule::from_str("0 */15 * * * *").expect("valid"),
+        schedule_text: "0 */15 * * * *".into(),
+        start_date: None,
+        base_url: reqwest::Url::parse(base).expect("valid test URL"),
+        streams: describe(kind).streams.iter().map(|stream| stream.to_string()).collect(),
+        stale_after: None,
+        lookback: Duration::from_secs(100),
+        api_key: None,
+        subdomain: None,
+        email: None,
+        api_token: None,
+        shop: None,
+        access_token: None,
+        api_version: None,
+        domain: None,
+    }
 }

@@ -128,23 +128,14 @@ impl Preset for Stripe {
 mod tests {
     use super::*;
     use crate::config::SourceKind;
-    use std::str::FromStr;
+    use crate::sources::presets::test_source;
 
     fn source(base: &str) -> SourceConfig {
         SourceConfig {
             name: "stripe".into(),
-            kind: SourceKind::Stripe,
-            schedule: cron::Schedule::from_str("0 */15 * * * *").expect("valid"),
-            schedule_text: "0 */15 * * * *".into(),
-            start_date: None,
-            base_url: reqwest::Url::parse(base).expect("valid"),
             streams: vec!["charges".into()],
-            stale_after: None,
-            lookback: Duration::from_secs(100),
             api_key: Some(crate::secret::Secret::new("sk_test_x")),
-            subdomain: None,
-            email: None,
-            api_token: None,
+            ..test_source(SourceKind::Stripe, base)
         }
     }
 

@@ -39,6 +39,7 @@ use super::walk::{Walk, WalkCursor};
 use super::{endpoint, Preset, PresetInfo, SyncWindow};
 use crate::config::SourceConfig;
 use crate::records;
+use crate::secret::Secret;
 use crate::sources::http::{Auth, ParseError};
 use crate::sources::{fetched_records, Page, PageRequest, SourceError};
 
@@ -125,7 +126,7 @@ impl Preset for Zendesk {
     fn auth(&self, source: &SourceConfig) -> Result<Auth, SourceError> {
         match (&source.email, &source.api_token) {
             // Zendesk's API token form: the user is "{email}/token".
-            (Some(email), Some(token)) => Ok(Auth::Basic { username: format!("{email}/token"), password: token.clone() }),
+            (Some(email), Some(token)) => Ok(Auth::Basic { username: Secret::new(format!("{email}/token")), password: token.clone() }),
             _ => Err(SourceError::Unauthorized { message: "email and api_token are required".into() }),
         }
     }
@@ -201,23 +202,15 @@ impl Preset for Zendesk {
 mod tests {
     use super::*;
     use crate::config::SourceKind;
-    use std::str::FromStr;
+    use crate::sources::presets::test_source;
 
     fn source() -> SourceConfig {
         SourceConfig {
             name: "support".into(),
-            kind: SourceKind::Zendesk,
-            schedule: cron::Schedule::from_str("0 */15 * * * *").expect("valid"),
-            schedule_text: "0 */15 * * * *".into(),
-            start_date: None,
-            base_url: reqwest::Url::parse("https://acme.zendesk.com").expect("valid"),
-            streams: INFO.streams.iter().map(|s| s.to_string()).collect(),
-            stale_after: None,
-            lookback: Duration::from_secs(100),
-            api_key: None,
             subdomain: Some("acme".into()),
             email: Some("ops@acme.test".into()),
             api_token: Some(crate::secret::Secret::new("zd-token")),
+            ..test_source(SourceKind::Zendesk, "https://acme.zendesk.com")
         }
     }
 
@@ -264,7 +257,7 @@ mod tests {
     fn auth_is_basic_with_the_token_user() {
         match Zendesk.auth(&source()).expect("auth") {
             Auth::Basic { username, password } => {
-                assert_eq!(username, "ops@acme.test/token");
+                assert_eq!(username.expose(), "ops@acme.test/token");
                 assert_eq!(password.expose(), "zd-token");
             }
             other => panic!("unexpected auth {other:?}"),
