@@ -279,6 +279,8 @@ pub struct RawSource {
     pub api_version: Option<String>,
     /// Freshdesk: the helpdesk domain (`acme.freshdesk.com`).
     pub domain: Option<String>,
+    /// Pipedrive: the company domain (`acme` for acme.pipedrive.com).
+    pub company_domain: Option<String>,
 }
 
 /// `[measures.ID]` as written.
@@ -444,6 +446,8 @@ pub struct SourceConfig {
     pub api_version: Option<String>,
     /// Freshdesk: the helpdesk domain.
     pub domain: Option<String>,
+    /// Pipedrive: the company domain.
+    pub company_domain: Option<String>,
 }
 
 /// Built-in connector presets.
@@ -457,6 +461,8 @@ pub enum SourceKind {
     Shopify,
     /// Freshdesk's REST API.
     Freshdesk,
+    /// Pipedrive's REST API (v2).
+    Pipedrive,
 }
 
 impl SourceKind {
@@ -465,6 +471,7 @@ impl SourceKind {
         ("stripe", SourceKind::Stripe),
         ("shopify", SourceKind::Shopify),
         ("zendesk", SourceKind::Zendesk),
+        ("pipedrive", SourceKind::Pipedrive),
         ("freshdesk", SourceKind::Freshdesk),
     ];
 
@@ -475,6 +482,7 @@ impl SourceKind {
             SourceKind::Zendesk => "zendesk",
             SourceKind::Shopify => "shopify",
             SourceKind::Freshdesk => "freshdesk",
+            SourceKind::Pipedrive => "pipedrive",
         }
     }
 }

@@ -212,6 +212,7 @@ fn shipped_configurations_are_valid() {
     env.insert("ZENDESK_API_TOKEN".into(), "zd".into());
     env.insert("SHOPIFY_ACCESS_TOKEN".into(), "shpat".into());
     env.insert("FRESHDESK_API_KEY".into(), "fd".into());
+    env.insert("PIPEDRIVE_API_TOKEN".into(), "pd".into());
     for entry in std::fs::read_dir(&root).expect("config folder exists") {
         let path = entry.expect("readable").path();
         if path.extension().is_some_and(|ext| ext == "toml") {

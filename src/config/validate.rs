@@ -131,7 +131,7 @@ fn validate_source(name: &str, raw: RawSource, problems: &mut Problems) -> Optio
     }
     // Likewise a bare Freshdesk account name means its freshdesk.com domain.
     let domain = raw.domain.as_ref().map(|domain| if domain.contains('.') { domain.clone() } else { format!("{domain}.freshdesk.com") });
-    for (placeholder, value) in [("{subdomain}", &raw.subdomain), ("{shop}", &shop), ("{domain}", &domain)] {
+    for (placeholder, value) in [("{subdomain}", &raw.subdomain), ("{shop}", &shop), ("{domain}", &domain), ("{company_domain}", &raw.company_domain)] {
         if let Some(value) = value {
             default_base = default_base.replace(placeholder, value);
         }
@@ -187,6 +187,7 @@ fn validate_source(name: &str, raw: RawSource, problems: &mut Problems) -> Optio
             "subdomain" => raw.subdomain.is_some() || raw.base_url.is_some(),
             "shop" => raw.shop.is_some() || raw.base_url.is_some(),
             "domain" => raw.domain.is_some() || raw.base_url.is_some(),
+            "company_domain" => raw.company_domain.is_some() || raw.base_url.is_some(),
             "access_token" => raw.access_token.as_ref().is_some_and(|secret| !secret.is_empty()),
             "email" => raw.email.as_deref().is_some_and(|email| email.contains('@')),
             other => unreachable!("preset requires an unknown setting {other}"),
@@ -216,6 +217,7 @@ fn validate_source(name: &str, raw: RawSource, problems: &mut Problems) -> Optio
         access_token: raw.access_token,
         api_version: raw.api_version,
         domain: raw.domain,
+        company_domain: raw.company_domain,
     })
 }
 

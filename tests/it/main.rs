@@ -6,6 +6,7 @@ mod e2e;
 mod freshdesk;
 mod helpers;
 mod store;
+mod pipedrive;
 mod shopify;
 mod stripe;
 mod zendesk;

@@ -221,17 +221,7 @@ impl Preset for Freshdesk {
             let state = cursor.encode();
             return Ok(Page { records, cursor: state.clone(), next: Some(PageRequest { url, state }) });
         }
-        match next {
-            Some(page) => {
-                let url = list_url(&source.base_url, spec, cursor.continue_after(walk, page.to_string()));
-                let state = cursor.encode();
-                Ok(Page { records, cursor: state.clone(), next: Some(PageRequest { url, state }) })
-            }
-            None => {
-                cursor.finish(walk);
-                Ok(Page { records, cursor: cursor.encode(), next: None })
-            }
-        }
+        Ok(cursor.into_page(records, walk, next.map(|page| page.to_string()), |walk| list_url(&source.base_url, spec, walk)))
     }
 }
 

@@ -3,6 +3,7 @@
 //! into records, and never loops, sleeps or does IO (the engine does).
 
 pub mod freshdesk;
+pub mod pipedrive;
 pub mod shopify;
 pub mod stripe;
 pub mod walk;
@@ -68,6 +69,7 @@ pub fn describe(kind: SourceKind) -> &'static PresetInfo {
         SourceKind::Zendesk => &zendesk::INFO,
         SourceKind::Shopify => &shopify::INFO,
         SourceKind::Freshdesk => &freshdesk::INFO,
+        SourceKind::Pipedrive => &pipedrive::INFO,
     }
 }
 
@@ -78,6 +80,7 @@ pub fn preset(kind: SourceKind) -> &'static dyn Preset {
         SourceKind::Zendesk => &zendesk::Zendesk,
         SourceKind::Shopify => &shopify::Shopify,
         SourceKind::Freshdesk => &freshdesk::Freshdesk,
+        SourceKind::Pipedrive => &pipedrive::Pipedrive,
     }
 }
 
@@ -178,5 +181,6 @@ pub(crate) fn test_source(kind: SourceKind, base: &str) -> SourceConfig {
         access_token: None,
         api_version: None,
         domain: None,
+        company_domain: None,
     }
 }

@@ -117,8 +117,7 @@ impl Preset for Shopify {
             walk.see(updated.timestamp());
         }
         let Some(next) = next_link(headers)? else {
-            cursor.finish(walk);
-            return Ok(Page { records, cursor: cursor.encode(), next: None });
+            return Ok(cursor.into_page(records, walk, None, |_| unreachable!("no next page")));
         };
         let next = reqwest::Url::parse(&next).map_err(|error| ParseError { truncated: false, detail: format!("Link rel=next is not a URL ({error}): {next}") })?;
         let page_info = next
@@ -126,10 +125,8 @@ impl Preset for Shopify {
             .find(|(name, _)| name == "page_info")
             .map(|(_, value)| value.into_owned())
             .ok_or_else(|| ParseError { truncated: false, detail: format!("Link rel=next has no page_info: {next}") })?;
-        cursor.continue_after(walk, page_info);
-        let state = cursor.encode();
         // Follow the header's URL as given: it carries the walk's filters in page_info.
-        Ok(Page { records, cursor: state.clone(), next: Some(PageRequest { url: next, state }) })
+        Ok(cursor.into_page(records, walk, Some(page_info), |_| next))
     }
 }
 

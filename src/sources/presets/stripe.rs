@@ -110,17 +110,13 @@ impl Preset for Stripe {
             })?;
             walk.see(created);
         }
-        if !list.has_more {
-            cursor.finish(walk);
-            return Ok(Page { records, cursor: cursor.encode(), next: None });
-        }
         // The next page starts after the last object of this one.
-        let Some(last) = records.last() else {
-            return Err(ParseError { truncated: false, detail: "has_more is true but data is empty".into() });
+        let next = match (list.has_more, records.last()) {
+            (false, _) => None,
+            (true, Some(last)) => Some(last.key.clone()),
+            (true, None) => return Err(ParseError { truncated: false, detail: "has_more is true but data is empty".into() }),
         };
-        let url = list_url(&source.base_url, stream, cursor.continue_after(walk, last.key.clone()));
-        let state = cursor.encode();
-        Ok(Page { records, cursor: state.clone(), next: Some(PageRequest { url, state }) })
+        Ok(cursor.into_page(records, walk, next, |walk| list_url(&source.base_url, stream, walk)))
     }
 }
 

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::SyncWindow;
 use crate::sources::http::ParseError;
-use crate::sources::SourceError;
+use crate::sources::{FetchedRecord, Page, PageRequest, SourceError};
 
 /// The saved cursor of a walked stream.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -87,6 +87,23 @@ impl WalkCursor {
     pub fn continue_after(&mut self, mut walk: Walk, position: String) -> &Walk {
         walk.after = Some(position);
         self.run.insert(walk)
+    }
+
+    /// The page of `records` read in `walk`: with `next` (the API's position after this
+    /// page) the walk continues at the request `url_for` builds from the updated walk;
+    /// without, it is finished and the mark rises.
+    pub fn into_page(mut self, records: Vec<FetchedRecord>, walk: Walk, next: Option<String>, url_for: impl FnOnce(&Walk) -> reqwest::Url) -> Page {
+        match next {
+            Some(position) => {
+                let url = url_for(self.continue_after(walk, position));
+                let state = self.encode();
+                Page { records, cursor: state.clone(), next: Some(PageRequest { url, state }) }
+            }
+            None => {
+                self.finish(walk);
+                Page { records, cursor: self.encode(), next: None }
+            }
+        }
     }
 
     /// Ends `walk` (the last page was read): the mark rises to the newest time seen.
