@@ -79,7 +79,9 @@ pub async fn run(services: Services, listener: TcpListener, options: RunOptions,
     let tracker = TaskTracker::new();
     let address = listener.local_addr().context("reading the listen address")?;
 
-    tracker.spawn(shutdown::listen(shutdown.clone()));
+    // The signal listener is not tracked: after the first signal it keeps waiting for a
+    // second one (exit at once) during the drain, so the drain must not wait for it.
+    let signals = tokio::spawn(shutdown::listen(shutdown.clone()));
     let server_token = shutdown.child_token();
     let state = services.app_state();
     tracker.spawn(async move {
@@ -109,6 +111,7 @@ pub async fn run(services: Services, listener: TcpListener, options: RunOptions,
     if tokio::time::timeout(shutdown::DRAIN_DEADLINE, tracker.wait()).await.is_err() {
         tracing::warn!(deadline_s = shutdown::DRAIN_DEADLINE.as_secs(), "Tasks did not stop before the drain deadline; exiting anyway");
     }
+    signals.abort();
     services.store.close().await;
     tracing::info!("Stopped");
     Ok(())

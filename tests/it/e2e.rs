@@ -206,6 +206,7 @@ async fn run_serves_the_scorecard_on_a_random_port_and_stops_on_sigterm() {
     assert_eq!(exit.code(), Some(0));
     let rest = drain.await.expect("drain");
     assert!(rest.iter().any(|line| line.contains("Stopped")), "{rest:#?}");
+    assert!(!rest.iter().any(|line| line.contains("drain deadline")), "every task stopped by itself: {rest:#?}");
     assert!(!log.iter().chain(&rest).any(|line| line.contains(GOOD_KEY)), "the API key never appears in the log");
 }
 
