@@ -115,7 +115,10 @@ struct RecomputeTimes {
 /// How the rebuild after a definition change went.
 enum Rebuild {
     /// Finished: `Catalog::prepare` (clear and re-derive), then `recompute_dirty`.
-    Done { rebuild: Duration, aggregate: Duration },
+    Done {
+        rebuild: Duration,
+        aggregate: Duration,
+    },
     /// Still running at the time limit, having gone through this many records.
     Stopped { after: Duration, records: u64 },
 }
@@ -123,42 +126,80 @@ enum Rebuild {
 impl Rebuild {
     fn describe(&self) -> String {
         match self {
-            Rebuild::Done { rebuild, aggregate } => format!("{:.2} s, then aggregate {:.3} s", rebuild.as_secs_f64(), aggregate.as_secs_f64()),
-            Rebuild::Stopped { after, records } => format!("stopped after {:.0} s with {records} records done", after.as_secs_f64()),
+            Rebuild::Done { rebuild, aggregate } => format!(
+                "{:.2} s, then aggregate {:.3} s",
+                rebuild.as_secs_f64(),
+                aggregate.as_secs_f64()
+            ),
+            Rebuild::Stopped { after, records } => format!(
+                "stopped after {:.0} s with {records} records done",
+                after.as_secs_f64()
+            ),
         }
     }
 }
 
 fn orchestrate(args: &[String]) -> anyhow::Result<()> {
     let mut rebuild_limit = DEFAULT_REBUILD_LIMIT;
-    for arg in args.iter().filter_map(|arg| arg.strip_prefix("--rebuild-limit=")) {
+    for arg in args
+        .iter()
+        .filter_map(|arg| arg.strip_prefix("--rebuild-limit="))
+    {
         rebuild_limit = Duration::from_secs(arg.parse().context("--rebuild-limit=SECONDS")?);
     }
     // `cargo bench` passes `--bench`; other flags are ignored too.
     let sizes: Vec<u64> = args
         .iter()
         .filter(|arg| !arg.starts_with('-'))
-        .map(|arg| arg.replace(['_', ','], "").parse().with_context(|| format!("N must be a whole number, not {arg:?}")))
+        .map(|arg| {
+            arg.replace(['_', ','], "")
+                .parse()
+                .with_context(|| format!("N must be a whole number, not {arg:?}"))
+        })
         .collect::<anyhow::Result<_>>()?;
-    let sizes = if sizes.is_empty() { vec![100_000, 1_000_000] } else { sizes };
+    let sizes = if sizes.is_empty() {
+        vec![100_000, 1_000_000]
+    } else {
+        sizes
+    };
     let binary = PathBuf::from(env!("CARGO_BIN_EXE_scorekeeper"));
-    ensure!(binary.exists(), "{} is missing: run this through `cargo bench --bench sync`, which builds it", binary.display());
-    ensure!(Path::new("/usr/bin/time").exists(), "/usr/bin/time (GNU time) is needed for CPU and peak RSS");
+    ensure!(
+        binary.exists(),
+        "{} is missing: run this through `cargo bench --bench sync`, which builds it",
+        binary.display()
+    );
+    ensure!(
+        Path::new("/usr/bin/time").exists(),
+        "/usr/bin/time (GNU time) is needed for CPU and peak RSS"
+    );
     let me = std::env::current_exe().context("locating the bench executable")?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
 
     let mut rows = Vec::new();
     let mut recomputes = Vec::new();
     for &n in &sizes {
-        let dir = tempfile::Builder::new().prefix("scorekeeper-bench-").tempdir().context("creating a temporary folder")?;
+        let dir = tempfile::Builder::new()
+            .prefix("scorekeeper-bench-")
+            .tempdir()
+            .context("creating a temporary folder")?;
         let dir = dir.path();
-        eprintln!("== N = {n} (in {}; load average {})", dir.display(), load_average());
+        eprintln!(
+            "== N = {n} (in {}; load average {})",
+            dir.display(),
+            load_average()
+        );
 
         // scorekeeper sync, end to end.
         let server = Server::start(&me, n, dir, "sync")?;
         let sync_config = write_config(dir, "sync.toml", server.port, WHERE_SYNC)?;
         let mut command = Command::new(&binary);
-        command.arg("--config").arg(&sync_config).arg("sync").env("NO_COLOR", "1");
+        command
+            .arg("--config")
+            .arg(&sync_config)
+            .arg("sync")
+            .env("NO_COLOR", "1");
         if std::env::var_os("RUST_LOG").is_none() {
             command.env("RUST_LOG", "info");
         }
@@ -169,33 +210,69 @@ fn orchestrate(args: &[String]) -> anyhow::Result<()> {
         }
         let database = dir.join("bench.db");
         let stored = runtime.block_on(count_records(&database))?;
-        ensure!(stored == n, "scorekeeper sync stored {stored} records, expected {n}");
+        ensure!(
+            stored == n,
+            "scorekeeper sync stored {stored} records, expected {n}"
+        );
         eprintln!("   scorekeeper sync: {n} records in {:.2} s", usage.wall_s);
-        rows.push(Row { n, tool: "scorekeeper sync", usage, server_cpu_s });
+        rows.push(Row {
+            n,
+            tool: "scorekeeper sync",
+            usage,
+            server_cpu_s,
+        });
 
         // The floor client against a fresh server.
         let server = Server::start(&me, n, dir, "floor")?;
         let floor_db = dir.join("floor.db");
         let mut command = Command::new(&me);
-        command.arg("--floor").arg(server.port.to_string()).arg(&floor_db);
+        command
+            .arg("--floor")
+            .arg(server.port.to_string())
+            .arg(&floor_db);
         let (usage, _) = run_timed(command, dir, "floor")?;
         let server_cpu_s = server.stop()?;
         let stored = runtime.block_on(count_records(&floor_db))?;
-        ensure!(stored == n, "the floor client stored {stored} records, expected {n}");
-        eprintln!("   floor client: {n} records in {:.2} s (load average now {})", usage.wall_s, load_average());
-        rows.push(Row { n, tool: "floor client", usage, server_cpu_s });
+        ensure!(
+            stored == n,
+            "the floor client stored {stored} records, expected {n}"
+        );
+        eprintln!(
+            "   floor client: {n} records in {:.2} s (load average now {})",
+            usage.wall_s,
+            load_average()
+        );
+        rows.push(Row {
+            n,
+            tool: "floor client",
+            usage,
+            server_cpu_s,
+        });
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(dir.join(format!("floor.db{suffix}")));
         }
 
         // Recompute over the stored records (the library never contacts the source here).
         let rebuild_config = write_config(dir, "rebuild.toml", 9, WHERE_REBUILD)?;
-        let times = runtime.block_on(measure_recompute(&sync_config, &rebuild_config, n, rebuild_limit))?;
-        eprintln!("   recompute: aggregate of every period {:.3} s; rebuild {}", times.aggregate_only.as_secs_f64(), times.rebuild.describe());
+        let times = runtime.block_on(measure_recompute(
+            &sync_config,
+            &rebuild_config,
+            n,
+            rebuild_limit,
+        ))?;
+        eprintln!(
+            "   recompute: aggregate of every period {:.3} s; rebuild {}",
+            times.aggregate_only.as_secs_f64(),
+            times.rebuild.describe()
+        );
         recomputes.push(times);
     }
     print_report(&rows, &recomputes);
-    println!("(load average at the end: {}; the machine has {} CPUs)", load_average(), std::thread::available_parallelism().map_or(0, |n| n.get()));
+    println!(
+        "(load average at the end: {}; the machine has {} CPUs)",
+        load_average(),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
     Ok(())
 }
 
@@ -221,7 +298,11 @@ impl Server {
             .stdin(Stdio::piped())
             .spawn()
             .context("starting the sandbox server")?;
-        let mut server = Server { child, port: 0, stats };
+        let mut server = Server {
+            child,
+            port: 0,
+            stats,
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(text) = std::fs::read_to_string(&port_file)
@@ -233,7 +314,10 @@ impl Server {
             if let Some(status) = server.child.try_wait()? {
                 bail!("the sandbox server exited early: {status}");
             }
-            ensure!(Instant::now() < deadline, "the sandbox server did not report its port within 30 s");
+            ensure!(
+                Instant::now() < deadline,
+                "the sandbox server did not report its port within 30 s"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -250,7 +334,8 @@ impl Server {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        let stats = std::fs::read_to_string(&self.stats).context("reading the server's /usr/bin/time output")?;
+        let stats = std::fs::read_to_string(&self.stats)
+            .context("reading the server's /usr/bin/time output")?;
         Ok(parse_time(&stats)?.cpu_s)
     }
 }
@@ -259,7 +344,12 @@ impl Server {
 fn run_timed(command: Command, dir: &Path, label: &str) -> anyhow::Result<(Usage, String)> {
     let stats = dir.join(format!("{label}.time"));
     let mut timed = Command::new("/usr/bin/time");
-    timed.arg("-v").arg("-o").arg(&stats).arg(command.get_program()).args(command.get_args());
+    timed
+        .arg("-v")
+        .arg("-o")
+        .arg(&stats)
+        .arg(command.get_program())
+        .args(command.get_args());
     for (key, value) in command.get_envs() {
         match value {
             Some(value) => timed.env(key, value),
@@ -267,10 +357,21 @@ fn run_timed(command: Command, dir: &Path, label: &str) -> anyhow::Result<(Usage
         };
     }
     let started = Instant::now();
-    let output = timed.stdin(Stdio::null()).output().with_context(|| format!("running {label} under /usr/bin/time"))?;
+    let output = timed
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("running {label} under /usr/bin/time"))?;
     let wall = started.elapsed();
-    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    ensure!(output.status.success(), "{label} failed ({}):\n{text}", output.status);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    ensure!(
+        output.status.success(),
+        "{label} failed ({}):\n{text}",
+        output.status
+    );
     let stats = std::fs::read_to_string(&stats).context("reading /usr/bin/time's output")?;
     let mut usage = parse_time(&stats)?;
     usage.wall_s = wall.as_secs_f64();
@@ -282,7 +383,15 @@ fn parse_time(stats: &str) -> anyhow::Result<Usage> {
     let field = |name: &str| -> anyhow::Result<f64> {
         stats
             .lines()
-            .find_map(|line| line.trim().strip_prefix(name)?.trim().strip_prefix(':')?.trim().parse().ok())
+            .find_map(|line| {
+                line.trim()
+                    .strip_prefix(name)?
+                    .trim()
+                    .strip_prefix(':')?
+                    .trim()
+                    .parse()
+                    .ok()
+            })
             .ok_or_else(|| anyhow!("no \"{name}\" in /usr/bin/time output:\n{stats}"))
     };
     Ok(Usage {
@@ -294,7 +403,15 @@ fn parse_time(stats: &str) -> anyhow::Result<Usage> {
 
 /// The 1-, 5- and 15-minute load averages: other work on the machine skews every figure.
 fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg").map_or_else(|_| "unknown".into(), |text| text.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+    std::fs::read_to_string("/proc/loadavg").map_or_else(
+        |_| "unknown".into(),
+        |text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        },
+    )
 }
 
 fn write_config(dir: &Path, name: &str, port: u16, filter: &str) -> anyhow::Result<PathBuf> {
@@ -347,10 +464,13 @@ fn sqlite_options(path: &Path) -> SqliteConnectOptions {
 }
 
 async fn count_records(path: &Path) -> anyhow::Result<u64> {
-    let mut connection = SqliteConnection::connect_with(&sqlite_options(path).create_if_missing(false))
-        .await
-        .with_context(|| format!("opening {}", path.display()))?;
-    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM records").fetch_one(&mut connection).await?;
+    let mut connection =
+        SqliteConnection::connect_with(&sqlite_options(path).create_if_missing(false))
+            .await
+            .with_context(|| format!("opening {}", path.display()))?;
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM records")
+        .fetch_one(&mut connection)
+        .await?;
     connection.close().await?;
     Ok(count as u64)
 }
@@ -358,16 +478,27 @@ async fn count_records(path: &Path) -> anyhow::Result<u64> {
 /// Times (b) the aggregation of every period of the synced inputs, then (a) the rebuild of
 /// the measure's inputs from the stored records after a definition change, stopped after
 /// `limit`; checks that both give the synced values.
-async fn measure_recompute(sync_config: &Path, rebuild_config: &Path, n: u64, limit: Duration) -> anyhow::Result<RecomputeTimes> {
+async fn measure_recompute(
+    sync_config: &Path,
+    rebuild_config: &Path,
+    n: u64,
+    limit: Duration,
+) -> anyhow::Result<RecomputeTimes> {
     let load = |path: &Path| scorekeeper::config::load(path).map_err(|error| anyhow!("{error}"));
     let (settings, rebuild_settings) = (load(sync_config)?, load(rebuild_config)?);
     let store = Store::connect(&settings.database.url).await?;
 
     // (b) The definition is unchanged: binding the measures rebuilds nothing.
     let catalog = Catalog::prepare(&store, &settings).await?;
-    let measure_id = catalog.get(MEASURE).ok_or_else(|| anyhow!("{MEASURE} is not in the catalog"))?.id;
+    let measure_id = catalog
+        .get(MEASURE)
+        .ok_or_else(|| anyhow!("{MEASURE} is not in the catalog"))?
+        .id;
     let synced = store.values(measure_id, i64::MIN, i64::MAX).await?;
-    ensure!(!synced.is_empty(), "the sync stored no values for {MEASURE}");
+    ensure!(
+        !synced.is_empty(),
+        "the sync stored no values for {MEASURE}"
+    );
     let started = Instant::now();
     let mut tx = store.begin().await?;
     let periods = tx.input_periods(measure_id).await?;
@@ -376,10 +507,19 @@ async fn measure_recompute(sync_config: &Path, rebuild_config: &Path, n: u64, li
     tx.commit().await?;
     let mark_dirty = started.elapsed();
     let started = Instant::now();
-    let written = recompute::recompute_dirty(&store, &catalog, chrono::Utc::now().timestamp()).await?;
+    let written =
+        recompute::recompute_dirty(&store, &catalog, chrono::Utc::now().timestamp()).await?;
     let aggregate_only = started.elapsed();
-    ensure!(written == periods.len(), "recompute wrote {written} values for {} dirty periods", periods.len());
-    same_values(&synced, &store.values(measure_id, i64::MIN, i64::MAX).await?, "after the aggregate")?;
+    ensure!(
+        written == periods.len(),
+        "recompute wrote {written} values for {} dirty periods",
+        periods.len()
+    );
+    same_values(
+        &synced,
+        &store.values(measure_id, i64::MIN, i64::MAX).await?,
+        "after the aggregate",
+    )?;
 
     // (a) Same meaning, new `where` text: every input is cleared and derived again.
     let started = Instant::now();
@@ -391,60 +531,109 @@ async fn measure_recompute(sync_config: &Path, rebuild_config: &Path, n: u64, li
             let started = Instant::now();
             recompute::recompute_dirty(&store, &catalog, chrono::Utc::now().timestamp()).await?;
             let aggregate = started.elapsed();
-            same_values(&synced, &store.values(measure_id, i64::MIN, i64::MAX).await?, "after the rebuild")?;
+            same_values(
+                &synced,
+                &store.values(measure_id, i64::MIN, i64::MAX).await?,
+                "after the rebuild",
+            )?;
             Rebuild::Done { rebuild, aggregate }
         }
         Err(_) => {
             // The rebuild walks the records in id order: count those up to the last one done.
             let sql = "SELECT COUNT(*) FROM records WHERE id <= (SELECT COALESCE(MAX(record_id), 0) FROM measure_inputs WHERE measure_id = $1)";
             let mut connection = store_connection(sync_config).await?;
-            let done: i64 = sqlx::query_scalar(sql).bind(measure_id).fetch_one(&mut connection).await?;
+            let done: i64 = sqlx::query_scalar(sql)
+                .bind(measure_id)
+                .fetch_one(&mut connection)
+                .await?;
             connection.close().await?;
-            Rebuild::Stopped { after: rebuild, records: done as u64 }
+            Rebuild::Stopped {
+                after: rebuild,
+                records: done as u64,
+            }
         }
     };
     store.close().await;
-    Ok(RecomputeTimes { n, periods: periods.len(), rebuild, mark_dirty, aggregate_only })
+    Ok(RecomputeTimes {
+        n,
+        periods: periods.len(),
+        rebuild,
+        mark_dirty,
+        aggregate_only,
+    })
 }
 
 /// A plain connection to the bench database (for counts the library has no query for).
 async fn store_connection(config: &Path) -> anyhow::Result<SqliteConnection> {
-    let database = config.parent().ok_or_else(|| anyhow!("config without a folder"))?.join("bench.db");
+    let database = config
+        .parent()
+        .ok_or_else(|| anyhow!("config without a folder"))?
+        .join("bench.db");
     Ok(SqliteConnection::connect_with(&sqlite_options(&database).create_if_missing(false)).await?)
 }
 
-fn same_values(expected: &[(i64, Option<f64>)], actual: &[(i64, Option<f64>)], when: &str) -> anyhow::Result<()> {
+fn same_values(
+    expected: &[(i64, Option<f64>)],
+    actual: &[(i64, Option<f64>)],
+    when: &str,
+) -> anyhow::Result<()> {
     let close = |a: Option<f64>, b: Option<f64>| match (a, b) {
         (Some(a), Some(b)) => (a - b).abs() <= 1e-6 * a.abs().max(1.0),
         (a, b) => a == b,
     };
     let same = expected.len() == actual.len()
-        && expected.iter().zip(actual).all(|((p, a), (q, b))| p == q && close(*a, *b));
-    ensure!(same, "{MEASURE} differs {when}: synced {expected:?}, recomputed {actual:?}");
+        && expected
+            .iter()
+            .zip(actual)
+            .all(|((p, a), (q, b))| p == q && close(*a, *b));
+    ensure!(
+        same,
+        "{MEASURE} differs {when}: synced {expected:?}, recomputed {actual:?}"
+    );
     Ok(())
 }
 
 fn print_report(rows: &[Row], recomputes: &[RecomputeTimes]) {
     let mut out = String::new();
-    let _ = writeln!(out, "\nSync of N Stripe charges into SQLite (WAL, synchronous=NORMAL); server in its own process");
+    let _ = writeln!(
+        out,
+        "\nSync of N Stripe charges into SQLite (WAL, synchronous=NORMAL); server in its own process"
+    );
     let _ = writeln!(
         out,
         "{:>9}  {:<17} {:>10} {:>8} {:>7} {:>9} {:>9} {:>12}",
         "N", "tool", "records/s", "wall s", "CPU s", "RSS MB", "vs floor", "server CPU s"
     );
     for row in rows {
-        let floor = rows.iter().find(|other| other.n == row.n && other.tool == "floor client");
+        let floor = rows
+            .iter()
+            .find(|other| other.n == row.n && other.tool == "floor client");
         let rate = row.n as f64 / row.usage.wall_s;
-        let ratio = floor.map_or(f64::NAN, |floor| rate / (floor.n as f64 / floor.usage.wall_s));
+        let ratio = floor.map_or(f64::NAN, |floor| {
+            rate / (floor.n as f64 / floor.usage.wall_s)
+        });
         let _ = writeln!(
             out,
             "{:>9}  {:<17} {:>10.0} {:>8.2} {:>7.2} {:>9.1} {:>9.2} {:>12.2}",
-            row.n, row.tool, rate, row.usage.wall_s, row.usage.cpu_s, row.usage.max_rss_mb, ratio, row.server_cpu_s
+            row.n,
+            row.tool,
+            rate,
+            row.usage.wall_s,
+            row.usage.cpu_s,
+            row.usage.max_rss_mb,
+            ratio,
+            row.server_cpu_s
         );
     }
-    let _ = writeln!(out, "(records/s = N / wall time of the whole process; vs floor = records/s ÷ the floor's records/s)");
+    let _ = writeln!(
+        out,
+        "(records/s = N / wall time of the whole process; vs floor = records/s ÷ the floor's records/s)"
+    );
 
-    let _ = writeln!(out, "\nRecompute of the monthly sum (library, in the bench process)");
+    let _ = writeln!(
+        out,
+        "\nRecompute of the monthly sum (library, in the bench process)"
+    );
     let _ = writeln!(
         out,
         "{:>9}  {:>7}  {:>16}  {:>16}  rebuild from records after a definition change",
@@ -463,14 +652,34 @@ fn print_report(rows: &[Row], recomputes: &[RecomputeTimes]) {
     }
 
     let mut checks = Vec::new();
-    for row in rows.iter().filter(|row| row.tool == "scorekeeper sync" && row.n >= 1_000_000) {
+    for row in rows
+        .iter()
+        .filter(|row| row.tool == "scorekeeper sync" && row.n >= 1_000_000)
+    {
         let rate = row.n as f64 / row.usage.wall_s;
-        checks.push((format!("{} records/s >= {BUDGET_RECORDS_PER_S:.0} at N = {}", rate as u64, row.n), rate >= BUDGET_RECORDS_PER_S));
-        checks.push((format!("peak RSS {:.1} MB < {BUDGET_RSS_MB:.0} MB at N = {}", row.usage.max_rss_mb, row.n), row.usage.max_rss_mb < BUDGET_RSS_MB));
+        checks.push((
+            format!(
+                "{} records/s >= {BUDGET_RECORDS_PER_S:.0} at N = {}",
+                rate as u64, row.n
+            ),
+            rate >= BUDGET_RECORDS_PER_S,
+        ));
+        checks.push((
+            format!(
+                "peak RSS {:.1} MB < {BUDGET_RSS_MB:.0} MB at N = {}",
+                row.usage.max_rss_mb, row.n
+            ),
+            row.usage.max_rss_mb < BUDGET_RSS_MB,
+        ));
     }
-    let synced: Vec<&Row> = rows.iter().filter(|row| row.tool == "scorekeeper sync").collect();
-    if let (Some(small), Some(large)) = (synced.iter().min_by_key(|row| row.n), synced.iter().max_by_key(|row| row.n))
-        && large.n >= 10 * small.n
+    let synced: Vec<&Row> = rows
+        .iter()
+        .filter(|row| row.tool == "scorekeeper sync")
+        .collect();
+    if let (Some(small), Some(large)) = (
+        synced.iter().min_by_key(|row| row.n),
+        synced.iter().max_by_key(|row| row.n),
+    ) && large.n >= 10 * small.n
     {
         let growth = large.usage.max_rss_mb - small.usage.max_rss_mb;
         // Two sizes cannot tell a warm-up (allocator, caches) from growth: run a larger N too.
@@ -481,8 +690,24 @@ fn print_report(rows: &[Row], recomputes: &[RecomputeTimes]) {
     }
     for times in recomputes.iter().filter(|times| times.n >= 1_000_000) {
         let ok = matches!(times.rebuild, Rebuild::Done { rebuild, aggregate } if rebuild + aggregate < BUDGET_RECOMPUTE);
-        checks.push((format!("rebuild from records {} < {:.0} s over {} records", times.rebuild.describe(), BUDGET_RECOMPUTE.as_secs_f64(), times.n), ok));
-        checks.push((format!("aggregate only {:.3} s < {:.0} s over {} records", times.aggregate_only.as_secs_f64(), BUDGET_RECOMPUTE.as_secs_f64(), times.n), times.aggregate_only < BUDGET_RECOMPUTE));
+        checks.push((
+            format!(
+                "rebuild from records {} < {:.0} s over {} records",
+                times.rebuild.describe(),
+                BUDGET_RECOMPUTE.as_secs_f64(),
+                times.n
+            ),
+            ok,
+        ));
+        checks.push((
+            format!(
+                "aggregate only {:.3} s < {:.0} s over {} records",
+                times.aggregate_only.as_secs_f64(),
+                BUDGET_RECOMPUTE.as_secs_f64(),
+                times.n
+            ),
+            times.aggregate_only < BUDGET_RECOMPUTE,
+        ));
     }
     if !checks.is_empty() {
         let _ = writeln!(out, "\nBudgets (issue): ");
@@ -499,12 +724,18 @@ fn print_report(rows: &[Row], recomputes: &[RecomputeTimes]) {
 
 /// Serves N synthetic charges on 127.0.0.1 (a free port, written to PORTFILE) until stdin closes.
 fn serve_mode(args: &[String]) -> anyhow::Result<()> {
-    let [n, port_file] = args else { bail!("usage: --serve N PORTFILE") };
+    let [n, port_file] = args else {
+        bail!("usage: --serve N PORTFILE")
+    };
     let n: u64 = n.parse().context("N")?;
     let port_file = PathBuf::from(port_file);
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("binding 127.0.0.1:0")?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("binding 127.0.0.1:0")?;
         let port = listener.local_addr()?.port();
         // Write then rename, so the orchestrator never reads half a number.
         let partial = port_file.with_extension("partial");
@@ -516,7 +747,9 @@ fn serve_mode(args: &[String]) -> anyhow::Result<()> {
             let _ = std::io::stdin().read_to_end(&mut Vec::new());
             on_eof.cancel();
         });
-        let data = Arc::new(tokio::sync::RwLock::new(StripeData::synthetic_charges(n, DATA_START, DATA_END)));
+        let data = Arc::new(tokio::sync::RwLock::new(StripeData::synthetic_charges(
+            n, DATA_START, DATA_END,
+        )));
         stripe_sandbox::serve(listener, data, API_KEY.to_string(), shutdown).await?;
         Ok(())
     })
@@ -527,9 +760,13 @@ fn serve_mode(args: &[String]) -> anyhow::Result<()> {
 // ---------------------------------------------------------------------------------------------
 
 fn floor_mode(args: &[String]) -> anyhow::Result<()> {
-    let [port, database] = args else { bail!("usage: --floor PORT DBPATH") };
+    let [port, database] = args else {
+        bail!("usage: --floor PORT DBPATH")
+    };
     let port = u16::from_str(port).context("PORT")?;
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let records = runtime.block_on(floor(port, Path::new(database)))?;
     println!("floor client: {records} records");
     Ok(())
@@ -555,11 +792,16 @@ struct Keyed<'a> {
 /// Sequential on purpose: this is the simple loop the engine is compared with.
 async fn floor(port: u16, database: &Path) -> anyhow::Result<u64> {
     scorekeeper::tls::install_crypto_provider();
-    let client = reqwest::Client::builder().http1_only().pool_max_idle_per_host(1).build()?;
+    let client = reqwest::Client::builder()
+        .http1_only()
+        .pool_max_idle_per_host(1)
+        .build()?;
     let mut connection = SqliteConnection::connect_with(&sqlite_options(database)).await?;
-    sqlx::query("CREATE TABLE IF NOT EXISTS records (id INTEGER PRIMARY KEY, key TEXT UNIQUE, data TEXT)")
-        .execute(&mut connection)
-        .await?;
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS records (id INTEGER PRIMARY KEY, key TEXT UNIQUE, data TEXT)",
+    )
+    .execute(&mut connection)
+    .await?;
     let base = reqwest::Url::parse(&format!("http://127.0.0.1:{port}/v1/charges?limit=100"))?;
     let authorization = format!("Bearer {API_KEY}");
     let mut after: Option<String> = None;
@@ -569,7 +811,12 @@ async fn floor(port: u16, database: &Path) -> anyhow::Result<u64> {
         if let Some(id) = &after {
             url.query_pairs_mut().append_pair("starting_after", id);
         }
-        let response = client.get(url).header(reqwest::header::AUTHORIZATION, &authorization).send().await?.error_for_status()?;
+        let response = client
+            .get(url)
+            .header(reqwest::header::AUTHORIZATION, &authorization)
+            .send()
+            .await?
+            .error_for_status()?;
         let body = response.bytes().await?;
         let page: ListPage = serde_json::from_slice(&body).context("parsing a page")?;
         let rows = page
@@ -592,7 +839,9 @@ async fn floor(port: u16, database: &Path) -> anyhow::Result<u64> {
         if !page.has_more {
             break;
         }
-        let last = rows.last().ok_or_else(|| anyhow!("has_more is true but the page is empty"))?;
+        let last = rows
+            .last()
+            .ok_or_else(|| anyhow!("has_more is true but the page is empty"))?;
         after = Some(last.0.to_string());
     }
     connection.close().await?;

@@ -45,24 +45,46 @@ impl Services {
 
     /// Like [`Services::prepare`] with an explicit retry policy (tests shorten the waits).
     pub async fn prepare_with(settings: Settings, policy: RetryPolicy) -> anyhow::Result<Self> {
-        let store = Store::connect(&settings.database.url).await.context("opening the database")?;
+        let store = Store::connect(&settings.database.url)
+            .await
+            .context("opening the database")?;
         let now = chrono::Utc::now().timestamp();
-        let abandoned = store.close_abandoned_runs(now).await.context("closing interrupted sync runs")?;
+        let abandoned = store
+            .close_abandoned_runs(now)
+            .await
+            .context("closing interrupted sync runs")?;
         if abandoned > 0 {
-            tracing::warn!(runs = abandoned, "Found sync runs interrupted by a stop; marked them failed (their committed pages stay)");
+            tracing::warn!(
+                runs = abandoned,
+                "Found sync runs interrupted by a stop; marked them failed (their committed pages stay)"
+            );
         }
-        let catalog = Catalog::prepare(&store, &settings).await.context("binding measures to the database")?;
+        let catalog = Catalog::prepare(&store, &settings)
+            .await
+            .context("binding measures to the database")?;
         let catalog = Arc::new(catalog);
-        recompute::recompute_dirty(&store, &catalog, now).await.context("recomputing measures")?;
+        recompute::recompute_dirty(&store, &catalog, now)
+            .await
+            .context("recomputing measures")?;
         let http = HttpClient::new(policy).context("building the HTTP client")?;
         let engine = Engine::new(store.clone(), http, catalog.clone());
         let locks = SourceLocks::new(settings.sources.keys());
-        Ok(Self { settings: Arc::new(settings), store, catalog, engine, locks })
+        Ok(Self {
+            settings: Arc::new(settings),
+            store,
+            catalog,
+            engine,
+            locks,
+        })
     }
 
     /// The state the HTTP handlers read.
     pub fn app_state(&self) -> AppState {
-        AppState { store: self.store.clone(), settings: self.settings.clone(), catalog: self.catalog.clone() }
+        AppState {
+            store: self.store.clone(),
+            settings: self.settings.clone(),
+            catalog: self.catalog.clone(),
+        }
     }
 }
 
@@ -75,9 +97,16 @@ pub struct RunOptions {
 
 /// Runs the daemon on `listener` until `shutdown` is cancelled (by a signal, or by the
 /// caller), then drains. Returns when every task has stopped or the deadline passed.
-pub async fn run(services: Services, listener: TcpListener, options: RunOptions, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(
+    services: Services,
+    listener: TcpListener,
+    options: RunOptions,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let tracker = TaskTracker::new();
-    let address = listener.local_addr().context("reading the listen address")?;
+    let address = listener
+        .local_addr()
+        .context("reading the listen address")?;
 
     // The signal listener is not tracked: after the first signal it keeps waiting for a
     // second one (exit at once) during the drain, so the drain must not wait for it.
@@ -108,8 +137,14 @@ pub async fn run(services: Services, listener: TcpListener, options: RunOptions,
 
     shutdown.cancelled().await;
     tracker.close();
-    if tokio::time::timeout(shutdown::DRAIN_DEADLINE, tracker.wait()).await.is_err() {
-        tracing::warn!(deadline_s = shutdown::DRAIN_DEADLINE.as_secs(), "Tasks did not stop before the drain deadline; exiting anyway");
+    if tokio::time::timeout(shutdown::DRAIN_DEADLINE, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            deadline_s = shutdown::DRAIN_DEADLINE.as_secs(),
+            "Tasks did not stop before the drain deadline; exiting anyway"
+        );
     }
     signals.abort();
     services.store.close().await;
@@ -118,8 +153,15 @@ pub async fn run(services: Services, listener: TcpListener, options: RunOptions,
 }
 
 /// Syncs one source right away, under its lock.
-async fn sync_now(engine: &Engine, source: &crate::config::SourceConfig, locks: &SourceLocks, cancel: &CancellationToken) {
-    let Some(lock) = locks.get(&source.name) else { return };
+async fn sync_now(
+    engine: &Engine,
+    source: &crate::config::SourceConfig,
+    locks: &SourceLocks,
+    cancel: &CancellationToken,
+) {
+    let Some(lock) = locks.get(&source.name) else {
+        return;
+    };
     let _guard = lock.lock().await;
     if let Err(error) = engine.sync_source(source, Trigger::Manual, cancel).await {
         tracing::error!(source = %source.name, error = %error, "Sync failed");

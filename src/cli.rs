@@ -145,9 +145,17 @@ pub async fn execute(cli: Cli) -> Result<(), Failure> {
             let settings = load(&cli)?;
             let listener = tokio::net::TcpListener::bind(settings.server.listen)
                 .await
-                .with_context(|| format!("binding the HTTP server to {}", settings.server.listen))?;
+                .with_context(|| {
+                    format!("binding the HTTP server to {}", settings.server.listen)
+                })?;
             let services = Services::prepare(settings).await?;
-            app::run(services, listener, RunOptions::default(), CancellationToken::new()).await?;
+            app::run(
+                services,
+                listener,
+                RunOptions::default(),
+                CancellationToken::new(),
+            )
+            .await?;
             Ok(())
         }
         Command::Demo => crate::demo::run(cli.config.as_deref()).await,
@@ -155,10 +163,21 @@ pub async fn execute(cli: Cli) -> Result<(), Failure> {
         Command::Check { connect } => check(load(&cli)?, *connect).await,
         Command::Scorecard { format } => {
             let services = Services::prepare(load(&cli)?).await?;
-            let view = scorecard::build(&services.store, &services.settings, &services.catalog, chrono::Utc::now()).await.context("reading the scorecard")?;
+            let view = scorecard::build(
+                &services.store,
+                &services.settings,
+                &services.catalog,
+                chrono::Utc::now(),
+            )
+            .await
+            .context("reading the scorecard")?;
             let mut out = std::io::stdout().lock();
             match format {
-                TableOrJson::Json => writeln!(out, "{}", serde_json::to_string_pretty(&view).context("encoding JSON")?),
+                TableOrJson::Json => writeln!(
+                    out,
+                    "{}",
+                    serde_json::to_string_pretty(&view).context("encoding JSON")?
+                ),
                 TableOrJson::Table => {
                     writeln!(out, "{} ({})", view.name, view.timezone).and_then(|()| {
                         for perspective in &view.perspectives {
@@ -182,13 +201,35 @@ pub async fn execute(cli: Cli) -> Result<(), Failure> {
             .context("writing to stdout")?;
             Ok(())
         }
-        Command::Series { measure, from, to, format } => {
+        Command::Series {
+            measure,
+            from,
+            to,
+            format,
+        } => {
             let services = Services::prepare(load(&cli)?).await?;
             let Some(bound) = services.catalog.get(measure) else {
-                let known: Vec<&str> = services.catalog.measures().iter().map(|m| m.config.id.as_str()).collect();
-                return Err(Failure::Usage(format!("no measure \"{measure}\" (measures: {})", known.join(", "))));
+                let known: Vec<&str> = services
+                    .catalog
+                    .measures()
+                    .iter()
+                    .map(|m| m.config.id.as_str())
+                    .collect();
+                return Err(Failure::Usage(format!(
+                    "no measure \"{measure}\" (measures: {})",
+                    known.join(", ")
+                )));
             };
-            let points = scorecard::series(&services.store, &services.catalog, bound, *from, *to, chrono::Utc::now()).await.context("reading the series")?;
+            let points = scorecard::series(
+                &services.store,
+                &services.catalog,
+                bound,
+                *from,
+                *to,
+                chrono::Utc::now(),
+            )
+            .await
+            .context("reading the series")?;
             print_series(&points, *format).context("writing to stdout")?;
             Ok(())
         }
@@ -207,12 +248,27 @@ fn print_series(points: &[SeriesPoint], format: SeriesFormat) -> anyhow::Result<
             writeln!(out, "period,start,value,target,status")?;
             for point in points {
                 let cell = |value: Option<f64>| value.map(|v| v.to_string()).unwrap_or_default();
-                writeln!(out, "{},{},{},{},{}", point.period, point.start, cell(point.value), cell(point.target), point.status.as_str())?;
+                writeln!(
+                    out,
+                    "{},{},{},{},{}",
+                    point.period,
+                    point.start,
+                    cell(point.value),
+                    cell(point.target),
+                    point.status.as_str()
+                )?;
             }
         }
         SeriesFormat::Table => {
             for point in points {
-                writeln!(out, "{:<11} {:>16} {:>14}  {}", point.period, show(point.value), show(point.target), point.status.as_str())?;
+                writeln!(
+                    out,
+                    "{:<11} {:>16} {:>14}  {}",
+                    point.period,
+                    show(point.value),
+                    show(point.target),
+                    point.status.as_str()
+                )?;
             }
         }
     }
@@ -221,19 +277,35 @@ fn print_series(points: &[SeriesPoint], format: SeriesFormat) -> anyhow::Result<
 
 async fn sync(settings: Settings, only: Option<&str>) -> Result<(), Failure> {
     if let Some(name) = only
-        && !settings.sources.contains_key(name) {
-            let known: Vec<&str> = settings.sources.keys().map(String::as_str).collect();
-            return Err(Failure::Usage(format!("no source \"{name}\" (sources: {})", known.join(", "))));
-        }
+        && !settings.sources.contains_key(name)
+    {
+        let known: Vec<&str> = settings.sources.keys().map(String::as_str).collect();
+        return Err(Failure::Usage(format!(
+            "no source \"{name}\" (sources: {})",
+            known.join(", ")
+        )));
+    }
     let services = Services::prepare(settings).await?;
     let cancel = CancellationToken::new();
     let signal = tokio::spawn(crate::shutdown::listen(cancel.clone()));
     let mut failed = Vec::new();
-    for source in services.settings.sources.values().filter(|source| only.is_none_or(|name| name == source.name)) {
-        let report = services.engine.sync_source(source, Trigger::Manual, &cancel).await.with_context(|| format!("syncing source {}", source.name))?;
+    for source in services
+        .settings
+        .sources
+        .values()
+        .filter(|source| only.is_none_or(|name| name == source.name))
+    {
+        let report = services
+            .engine
+            .sync_source(source, Trigger::Manual, &cancel)
+            .await
+            .with_context(|| format!("syncing source {}", source.name))?;
         for stream in &report.streams {
             match &stream.error {
-                None => println!("{}.{}: {} records ({} new or changed), {} pages", source.name, stream.stream, stream.records, stream.changed, stream.pages),
+                None => println!(
+                    "{}.{}: {} records ({} new or changed), {} pages",
+                    source.name, stream.stream, stream.records, stream.changed, stream.pages
+                ),
                 Some(error) => println!("{}.{}: FAILED: {error}", source.name, stream.stream),
             }
         }
@@ -247,7 +319,10 @@ async fn sync(settings: Settings, only: Option<&str>) -> Result<(), Failure> {
     if failed.is_empty() {
         Ok(())
     } else {
-        Err(Failure::Runtime(anyhow::anyhow!("sync failed for source(s): {}", failed.join(", "))))
+        Err(Failure::Runtime(anyhow::anyhow!(
+            "sync failed for source(s): {}",
+            failed.join(", ")
+        )))
     }
 }
 
@@ -262,13 +337,25 @@ async fn check(settings: Settings, connect: bool) -> Result<(), Failure> {
     if !connect {
         return Ok(());
     }
-    let http = HttpClient::new(RetryPolicy { max_attempts: 2, ..RetryPolicy::default() }).context("building the HTTP client")?;
+    let http = HttpClient::new(RetryPolicy {
+        max_attempts: 2,
+        ..RetryPolicy::default()
+    })
+    .context("building the HTTP client")?;
     let cancel = CancellationToken::new();
     let mut failed = 0;
     for source in settings.sources.values() {
         let preset = presets::preset(source.kind);
         let outcome = match preset.auth(source) {
-            Ok(auth) => http.get(&preset.probe(source), &auth, &cancel, |_headers: &reqwest::header::HeaderMap, _body: &[u8]| Ok::<(), ParseError>(())).await,
+            Ok(auth) => {
+                http.get(
+                    &preset.probe(source),
+                    &auth,
+                    &cancel,
+                    |_headers: &reqwest::header::HeaderMap, _body: &[u8]| Ok::<(), ParseError>(()),
+                )
+                .await
+            }
             Err(error) => Err(error),
         };
         match outcome {
@@ -280,7 +367,9 @@ async fn check(settings: Settings, connect: bool) -> Result<(), Failure> {
         }
     }
     if failed > 0 {
-        return Err(Failure::Runtime(anyhow::anyhow!("{failed} source(s) could not connect")));
+        return Err(Failure::Runtime(anyhow::anyhow!(
+            "{failed} source(s) could not connect"
+        )));
     }
     Ok(())
 }

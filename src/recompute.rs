@@ -58,18 +58,32 @@ fn definition(measure: &MeasureConfig, timezone: Tz) -> String {
             records.value.as_ref().map_or("", |expr| expr.source()),
             records.aggregate.as_str(),
         ),
-        MeasureKind::Formula { formula, .. } => format!("formula/v1|{}|period={period}|tz={timezone}", formula.source()),
+        MeasureKind::Formula { formula, .. } => format!(
+            "formula/v1|{}|period={period}|tz={timezone}",
+            formula.source()
+        ),
     }
 }
 
 /// The stored form of a contribution.
-pub fn input_row(measure_id: i64, record_id: i64, contribution: &measures::Contribution) -> InputRow {
+pub fn input_row(
+    measure_id: i64,
+    record_id: i64,
+    contribution: &measures::Contribution,
+) -> InputRow {
     let (num, txt) = match &contribution.value {
         InputValue::Present => (None, None),
         InputValue::Number(number) => (Some(*number), None),
         InputValue::Text(text) => (None, Some(text.clone())),
     };
-    InputRow { measure_id, period_start: contribution.period_start, record_id, event_time: contribution.event_time, num, txt }
+    InputRow {
+        measure_id,
+        period_start: contribution.period_start,
+        record_id,
+        event_time: contribution.event_time,
+        num,
+        txt,
+    }
 }
 
 impl Catalog {
@@ -81,7 +95,10 @@ impl Catalog {
         for config in &settings.measures {
             let definition = definition(config, timezone);
             let (id, changed) = store.register_measure(&config.id, &definition).await?;
-            let bound = BoundMeasure { id, config: config.clone() };
+            let bound = BoundMeasure {
+                id,
+                config: config.clone(),
+            };
             if changed {
                 tracing::info!(measure = %config.id, "Measure definition changed, recomputing its history");
                 rebuild(store, &bound, &measures, timezone).await?;
@@ -113,24 +130,41 @@ impl Catalog {
     pub fn reading(&self, source: &str, stream: &str) -> Vec<&BoundMeasure> {
         self.measures
             .iter()
-            .filter(|measure| measure.records().is_some_and(|records| records.source == source && records.stream == stream))
+            .filter(|measure| {
+                measure
+                    .records()
+                    .is_some_and(|records| records.source == source && records.stream == stream)
+            })
             .collect()
     }
 }
 
 /// Recomputes a measure's inputs from the stored records (record measures), or marks
 /// every period of its inputs dirty (formulas).
-async fn rebuild(store: &Store, measure: &BoundMeasure, earlier: &[BoundMeasure], timezone: Tz) -> Result<(), StoreError> {
+async fn rebuild(
+    store: &Store,
+    measure: &BoundMeasure,
+    earlier: &[BoundMeasure],
+    timezone: Tz,
+) -> Result<(), StoreError> {
     let mut tx = store.begin().await?;
     tx.clear_measure(measure.id).await?;
     let Some(records) = measure.records() else {
-        let MeasureKind::Formula { inputs, .. } = &measure.config.kind else { unreachable!("records() is None only for formulas") };
+        let MeasureKind::Formula { inputs, .. } = &measure.config.kind else {
+            unreachable!("records() is None only for formulas")
+        };
         let mut periods = BTreeSet::new();
-        for input in earlier.iter().filter(|bound| inputs.contains(&bound.config.id)) {
+        for input in earlier
+            .iter()
+            .filter(|bound| inputs.contains(&bound.config.id))
+        {
             periods.extend(tx.input_periods(input.id).await?);
             periods.extend(store.value_periods(input.id).await?);
         }
-        let dirty: Vec<(i64, i64)> = periods.into_iter().map(|period| (measure.id, period)).collect();
+        let dirty: Vec<(i64, i64)> = periods
+            .into_iter()
+            .map(|period| (measure.id, period))
+            .collect();
         tx.mark_dirty(&dirty).await?;
         return tx.commit().await;
     };
@@ -139,22 +173,31 @@ async fn rebuild(store: &Store, measure: &BoundMeasure, earlier: &[BoundMeasure]
     let stream = store.stream_state(&records.source, &records.stream).await?;
     let mut after_id = 0;
     loop {
-        let batch = store.records_after(stream.id, after_id, REBUILD_BATCH).await?;
+        let batch = store
+            .records_after(stream.id, after_id, REBUILD_BATCH)
+            .await?;
         let Some(last) = batch.last() else { break };
         after_id = last.id;
         let mut rows = Vec::new();
         let mut dirty = BTreeSet::new();
         for stored in &batch {
-            let record: Record = serde_json::from_str(&stored.data)
-                .map_err(|error| StoreError::Corrupt(format!("record {} of {}.{} is not a JSON object: {error}", stored.key, records.source, records.stream)))?;
-            if let Ok(Some(contribution)) = measures::contribution(records, measure.config.period, timezone, &record) {
+            let record: Record = serde_json::from_str(&stored.data).map_err(|error| {
+                StoreError::Corrupt(format!(
+                    "record {} of {}.{} is not a JSON object: {error}",
+                    stored.key, records.source, records.stream
+                ))
+            })?;
+            if let Ok(Some(contribution)) =
+                measures::contribution(records, measure.config.period, timezone, &record)
+            {
                 dirty.insert((measure.id, contribution.period_start));
                 rows.push(input_row(measure.id, stored.id, &contribution));
             }
         }
         let mut tx = store.begin().await?;
         tx.upsert_inputs(&rows).await?;
-        tx.mark_dirty(&dirty.into_iter().collect::<Vec<_>>()).await?;
+        tx.mark_dirty(&dirty.into_iter().collect::<Vec<_>>())
+            .await?;
         tx.commit().await?;
     }
     Ok(())
@@ -173,7 +216,11 @@ fn sql_aggregate(aggregate: Aggregate) -> Option<SqlAggregate> {
 
 /// Turns every dirty period into a value (formulas after their inputs) and clears the
 /// marks, in one transaction. Returns how many values were written.
-pub async fn recompute_dirty(store: &Store, catalog: &Catalog, now: i64) -> Result<usize, StoreError> {
+pub async fn recompute_dirty(
+    store: &Store,
+    catalog: &Catalog,
+    now: i64,
+) -> Result<usize, StoreError> {
     let mut tx = store.begin().await?;
     let dirty = tx.dirty_periods().await?;
     if dirty.is_empty() {
@@ -181,7 +228,10 @@ pub async fn recompute_dirty(store: &Store, catalog: &Catalog, now: i64) -> Resu
     }
     let mut periods_of: HashMap<i64, BTreeSet<i64>> = HashMap::new();
     for (measure_id, period_start) in &dirty {
-        periods_of.entry(*measure_id).or_default().insert(*period_start);
+        periods_of
+            .entry(*measure_id)
+            .or_default()
+            .insert(*period_start);
     }
     let mut computed: HashMap<(i64, i64), Option<f64>> = HashMap::new();
     for measure in catalog.measures() {
@@ -196,7 +246,12 @@ pub async fn recompute_dirty(store: &Store, catalog: &Catalog, now: i64) -> Resu
                                 .period_inputs(measure.id, period)
                                 .await?
                                 .into_iter()
-                                .map(|row| StoredInput { event_time: row.event_time, record_id: row.record_id, number: row.num, text: row.txt })
+                                .map(|row| StoredInput {
+                                    event_time: row.event_time,
+                                    record_id: row.record_id,
+                                    number: row.num,
+                                    text: row.txt,
+                                })
                                 .collect();
                             measures::aggregate(records.aggregate, &inputs)
                         }
@@ -207,9 +262,15 @@ pub async fn recompute_dirty(store: &Store, catalog: &Catalog, now: i64) -> Resu
                 }
             }
             MeasureKind::Formula { formula, inputs } => {
-                let bound_inputs: Vec<&BoundMeasure> = inputs.iter().filter_map(|name| catalog.get(name)).collect();
+                let bound_inputs: Vec<&BoundMeasure> =
+                    inputs.iter().filter_map(|name| catalog.get(name)).collect();
                 for input in &bound_inputs {
-                    periods.extend(computed.keys().filter(|(id, _)| *id == input.id).map(|(_, period)| *period));
+                    periods.extend(
+                        computed
+                            .keys()
+                            .filter(|(id, _)| *id == input.id)
+                            .map(|(_, period)| *period),
+                    );
                 }
                 for period in periods {
                     let mut values = HashMap::with_capacity(bound_inputs.len());
@@ -218,7 +279,9 @@ pub async fn recompute_dirty(store: &Store, catalog: &Catalog, now: i64) -> Resu
                             Some(value) => *value,
                             None => match tx.value_at(input.id, period).await? {
                                 Some(stored) => stored,
-                                None => input.records().and_then(|records| records.aggregate.empty_value()),
+                                None => input
+                                    .records()
+                                    .and_then(|records| records.aggregate.empty_value()),
                             },
                         };
                         values.insert(input.config.id.clone(), value);
@@ -232,7 +295,10 @@ pub async fn recompute_dirty(store: &Store, catalog: &Catalog, now: i64) -> Resu
             }
         }
     }
-    let values: Vec<(i64, i64, Option<f64>)> = computed.into_iter().map(|((id, period), value)| (id, period, value)).collect();
+    let values: Vec<(i64, i64, Option<f64>)> = computed
+        .into_iter()
+        .map(|((id, period), value)| (id, period, value))
+        .collect();
     tx.write_values(&values, now).await?;
     tx.clear_dirty(&dirty).await?;
     tx.commit().await?;

@@ -47,7 +47,9 @@ pub fn primary_key(record: &Record, key_fields: &[&str]) -> Option<String> {
 
 /// Why an event time could not be read.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("cannot read {found} as an event time (expected unix seconds or milliseconds, an RFC 3339 date-time or a YYYY-MM-DD date)")]
+#[error(
+    "cannot read {found} as an event time (expected unix seconds or milliseconds, an RFC 3339 date-time or a YYYY-MM-DD date)"
+)]
 pub struct TimeError {
     /// A short description of what was found (never the whole record).
     pub found: String,
@@ -56,7 +58,9 @@ pub struct TimeError {
 /// Reads an event time. `Ok(None)` when the field is null or missing: such a record
 /// belongs to no period.
 pub fn event_time(value: Option<&Value>, tz: Tz) -> Result<Option<DateTime<Utc>>, TimeError> {
-    let found = |what: &dyn std::fmt::Display| TimeError { found: what.to_string() };
+    let found = |what: &dyn std::fmt::Display| TimeError {
+        found: what.to_string(),
+    };
     match value {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(number)) => {
@@ -79,7 +83,11 @@ fn unix_time(number: f64) -> Option<DateTime<Utc>> {
     if !number.is_finite() {
         return None;
     }
-    let millis = if number.abs() >= MILLIS_THRESHOLD { number } else { number * 1000.0 };
+    let millis = if number.abs() >= MILLIS_THRESHOLD {
+        number
+    } else {
+        number * 1000.0
+    };
     DateTime::from_timestamp_millis(millis.round() as i64)
 }
 
@@ -94,18 +102,31 @@ fn parse_time_text(text: &str, tz: Tz) -> Option<DateTime<Utc>> {
         return Some(instant.with_timezone(&Utc));
     }
     // ISO 8601 variants APIs send: a space instead of T, no seconds, a +0000 offset.
-    for format in ["%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M:%S%.f%#z", "%Y-%m-%d %H:%M:%S%.f %#z"] {
+    for format in [
+        "%Y-%m-%d %H:%M:%S%.f%#z",
+        "%Y-%m-%dT%H:%M:%S%.f%#z",
+        "%Y-%m-%d %H:%M:%S%.f %#z",
+    ] {
         if let Ok(instant) = DateTime::parse_from_str(text, format) {
             return Some(instant.with_timezone(&Utc));
         }
     }
-    for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"] {
+    for format in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M",
+    ] {
         if let Ok(naive) = NaiveDateTime::parse_from_str(text, format) {
             return Some(Utc.from_utc_datetime(&naive));
         }
     }
     let date = NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?;
-    Some(crate::measures::period::PeriodKind::Day.start_of_date(date, tz).with_timezone(&Utc))
+    Some(
+        crate::measures::period::PeriodKind::Day
+            .start_of_date(date, tz)
+            .with_timezone(&Utc),
+    )
 }
 
 #[cfg(test)]
@@ -122,23 +143,48 @@ mod tests {
         let berlin: Tz = "Europe/Berlin".parse().expect("known zone");
         let cases = [
             (json!(1_774_999_800), Some("2026-03-31T23:30:00+00:00")),
-            (json!(1_774_999_800_000_i64), Some("2026-03-31T23:30:00+00:00")),
+            (
+                json!(1_774_999_800_000_i64),
+                Some("2026-03-31T23:30:00+00:00"),
+            ),
             (json!("1774999800"), Some("2026-03-31T23:30:00+00:00")),
             (json!("1774999800000"), Some("2026-03-31T23:30:00+00:00")),
-            (json!(1_774_999_800.5), Some("2026-03-31T23:30:00.500+00:00")),
-            (json!("2026-03-31T23:30:00Z"), Some("2026-03-31T23:30:00+00:00")),
-            (json!("2026-04-01T01:30:00+02:00"), Some("2026-03-31T23:30:00+00:00")),
-            (json!("2026-03-31T23:30:00"), Some("2026-03-31T23:30:00+00:00")),
-            (json!("2026-03-31 23:30:00"), Some("2026-03-31T23:30:00+00:00")),
-            (json!("2026-03-31T23:30:00.123Z"), Some("2026-03-31T23:30:00.123+00:00")),
-            (json!("2026-04-01T01:30:00+0200"), Some("2026-03-31T23:30:00+00:00")),
+            (
+                json!(1_774_999_800.5),
+                Some("2026-03-31T23:30:00.500+00:00"),
+            ),
+            (
+                json!("2026-03-31T23:30:00Z"),
+                Some("2026-03-31T23:30:00+00:00"),
+            ),
+            (
+                json!("2026-04-01T01:30:00+02:00"),
+                Some("2026-03-31T23:30:00+00:00"),
+            ),
+            (
+                json!("2026-03-31T23:30:00"),
+                Some("2026-03-31T23:30:00+00:00"),
+            ),
+            (
+                json!("2026-03-31 23:30:00"),
+                Some("2026-03-31T23:30:00+00:00"),
+            ),
+            (
+                json!("2026-03-31T23:30:00.123Z"),
+                Some("2026-03-31T23:30:00.123+00:00"),
+            ),
+            (
+                json!("2026-04-01T01:30:00+0200"),
+                Some("2026-03-31T23:30:00+00:00"),
+            ),
             // A plain date is local midnight in the scorecard's zone.
             (json!("2026-04-01"), Some("2026-03-31T22:00:00+00:00")),
             (Value::Null, None),
         ];
         for (value, expected) in cases {
             let got = event_time(Some(&value), berlin).expect("parses");
-            let got = got.map(|instant| instant.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false));
+            let got =
+                got.map(|instant| instant.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false));
             assert_eq!(got.as_deref(), expected, "{value}");
         }
         assert_eq!(event_time(None, berlin), Ok(None));
@@ -147,7 +193,12 @@ mod tests {
     #[test]
     fn unreadable_event_times_are_errors_that_say_what_was_found() {
         let tz = chrono_tz::UTC;
-        for value in [json!("next tuesday"), json!(true), json!([1]), json!({"a": 1})] {
+        for value in [
+            json!("next tuesday"),
+            json!(true),
+            json!([1]),
+            json!({"a": 1}),
+        ] {
             let error = event_time(Some(&value), tz).expect_err("not a time");
             assert!(error.to_string().starts_with("cannot read"), "{error}");
         }
@@ -157,12 +208,16 @@ mod tests {
 
     #[test]
     fn fields_and_keys() {
-        let record = record(json!({"id": "ch_1", "n": 7, "properties": {"amount": "12.5"}, "empty": null}));
+        let record =
+            record(json!({"id": "ch_1", "n": 7, "properties": {"amount": "12.5"}, "empty": null}));
         assert_eq!(field(&record, "properties.amount"), Some(&json!("12.5")));
         assert_eq!(field(&record, "properties.missing"), None);
         assert_eq!(field(&record, "id.nested"), None);
         assert_eq!(primary_key(&record, &["id"]).as_deref(), Some("ch_1"));
-        assert_eq!(primary_key(&record, &["id", "n"]).as_deref(), Some("ch_1\u{1f}7"));
+        assert_eq!(
+            primary_key(&record, &["id", "n"]).as_deref(),
+            Some("ch_1\u{1f}7")
+        );
         assert_eq!(primary_key(&record, &["empty"]), None);
         assert_eq!(primary_key(&record, &["missing"]), None);
     }

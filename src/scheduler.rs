@@ -22,7 +22,12 @@ pub struct SourceLocks(Arc<HashMap<String, Arc<Mutex<()>>>>);
 impl SourceLocks {
     /// A lock for each named source.
     pub fn new<'a>(names: impl IntoIterator<Item = &'a String>) -> Self {
-        Self(Arc::new(names.into_iter().map(|name| (name.clone(), Arc::new(Mutex::new(())))).collect()))
+        Self(Arc::new(
+            names
+                .into_iter()
+                .map(|name| (name.clone(), Arc::new(Mutex::new(()))))
+                .collect(),
+        ))
     }
 
     /// The source's lock, if the source exists.
@@ -34,12 +39,23 @@ impl SourceLocks {
 /// The ticks of `schedule` strictly after `after` and at or before `now`: the ticks a
 /// sync that ran from `after` to `now` overlapped.
 pub fn missed_ticks(schedule: &cron::Schedule, after: DateTime<Utc>, now: DateTime<Utc>) -> usize {
-    schedule.after(&after).take_while(|tick| *tick <= now).take(10_000).count()
+    schedule
+        .after(&after)
+        .take_while(|tick| *tick <= now)
+        .take(10_000)
+        .count()
 }
 
 /// Runs `source` on its schedule until `cancel` fires.
-pub async fn run(engine: Engine, source: SourceConfig, locks: SourceLocks, cancel: CancellationToken) {
-    let lock = locks.get(&source.name).expect("a lock exists for every configured source");
+pub async fn run(
+    engine: Engine,
+    source: SourceConfig,
+    locks: SourceLocks,
+    cancel: CancellationToken,
+) {
+    let lock = locks
+        .get(&source.name)
+        .expect("a lock exists for every configured source");
     loop {
         let now = Utc::now();
         let Some(tick) = source.schedule.after(&now).next() else {
@@ -55,11 +71,18 @@ pub async fn run(engine: Engine, source: SourceConfig, locks: SourceLocks, cance
             tracing::info!(source = %source.name, "Sync still running from another trigger; skipping this tick");
             continue;
         };
-        match engine.sync_source(&source, Trigger::Schedule, &cancel).await {
+        match engine
+            .sync_source(&source, Trigger::Schedule, &cancel)
+            .await
+        {
             Ok(report) if report.is_success() || report.cancelled => {}
             // The stream errors were logged where they happened; count the run once.
-            Ok(report) => tracing::warn!(source = %source.name, sync_id = report.run_id, "Sync finished with failed streams; retrying at the next tick"),
-            Err(error) => tracing::error!(source = %source.name, error = %error, "Sync failed; retrying at the next tick"),
+            Ok(report) => {
+                tracing::warn!(source = %source.name, sync_id = report.run_id, "Sync finished with failed streams; retrying at the next tick")
+            }
+            Err(error) => {
+                tracing::error!(source = %source.name, error = %error, "Sync failed; retrying at the next tick")
+            }
         }
         let skipped = missed_ticks(&source.schedule, tick, Utc::now());
         if skipped > 0 {
@@ -76,11 +99,17 @@ mod tests {
     #[test]
     fn overlapping_ticks_are_counted() {
         let schedule = cron::Schedule::from_str("0 */15 * * * *").expect("valid");
-        let start = DateTime::parse_from_rfc3339("2026-03-01T10:00:00Z").expect("valid").with_timezone(&Utc);
+        let start = DateTime::parse_from_rfc3339("2026-03-01T10:00:00Z")
+            .expect("valid")
+            .with_timezone(&Utc);
         let cases = [(5, 0), (15, 1), (20, 1), (46, 3)];
         for (minutes, expected) in cases {
             let now = start + chrono::Duration::minutes(minutes);
-            assert_eq!(missed_ticks(&schedule, start, now), expected, "{minutes} minutes");
+            assert_eq!(
+                missed_ticks(&schedule, start, now),
+                expected,
+                "{minutes} minutes"
+            );
         }
     }
 }

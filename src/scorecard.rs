@@ -12,8 +12,8 @@ use chrono_tz::Tz;
 use serde::Serialize;
 
 use crate::config::{MeasureKind, Perspective, Settings};
-use crate::measures::period::PeriodKind;
 use crate::measures::Aggregate;
+use crate::measures::period::PeriodKind;
 use crate::recompute::{BoundMeasure, Catalog};
 use crate::status::{self, Status, Target};
 use crate::store::{Store, StoreError};
@@ -89,17 +89,27 @@ pub struct ScorecardView {
 /// True when the status is judged on the last complete period.
 fn judges_complete_period(measure: &BoundMeasure) -> bool {
     match &measure.config.kind {
-        MeasureKind::Records(records) => matches!(records.aggregate, Aggregate::Sum | Aggregate::Count | Aggregate::CountDistinct),
+        MeasureKind::Records(records) => matches!(
+            records.aggregate,
+            Aggregate::Sum | Aggregate::Count | Aggregate::CountDistinct
+        ),
         MeasureKind::Formula { .. } => true,
     }
 }
 
 /// The value of a period with no stored row: zero for sums and counts over records.
 fn missing_value(measure: &BoundMeasure) -> Option<f64> {
-    measure.records().and_then(|records| records.aggregate.empty_value())
+    measure
+        .records()
+        .and_then(|records| records.aggregate.empty_value())
 }
 
-fn point(measure: &BoundMeasure, kind: PeriodKind, start: DateTime<Tz>, value: Option<f64>) -> SeriesPoint {
+fn point(
+    measure: &BoundMeasure,
+    kind: PeriodKind,
+    start: DateTime<Tz>,
+    value: Option<f64>,
+) -> SeriesPoint {
     let target = measure.config.target;
     SeriesPoint {
         period: kind.label(start),
@@ -111,18 +121,36 @@ fn point(measure: &BoundMeasure, kind: PeriodKind, start: DateTime<Tz>, value: O
 }
 
 /// Builds the scorecard at `now`.
-pub async fn build(store: &Store, settings: &Settings, catalog: &Catalog, now: DateTime<Utc>) -> Result<ScorecardView, StoreError> {
+pub async fn build(
+    store: &Store,
+    settings: &Settings,
+    catalog: &Catalog,
+    now: DateTime<Utc>,
+) -> Result<ScorecardView, StoreError> {
     let tz = catalog.timezone();
     let mut perspectives: Vec<PerspectiveView> = Perspective::ALL
         .into_iter()
-        .map(|id| PerspectiveView { id, title: id.title(), measures: Vec::new() })
+        .map(|id| PerspectiveView {
+            id,
+            title: id.title(),
+            measures: Vec::new(),
+        })
         .collect();
     for measure in catalog.measures() {
         let kind = measure.config.period;
         let current_start = kind.start_of(now, tz);
-        let previous_start = kind.start_of(current_start.with_timezone(&Utc) - chrono::Duration::seconds(1), tz);
+        let previous_start = kind.start_of(
+            current_start.with_timezone(&Utc) - chrono::Duration::seconds(1),
+            tz,
+        );
         let after_current = kind.next(current_start);
-        let stored = store.values(measure.id, previous_start.timestamp(), after_current.timestamp()).await?;
+        let stored = store
+            .values(
+                measure.id,
+                previous_start.timestamp(),
+                after_current.timestamp(),
+            )
+            .await?;
         let value_at = |start: DateTime<Tz>| {
             stored
                 .iter()
@@ -131,7 +159,11 @@ pub async fn build(store: &Store, settings: &Settings, catalog: &Catalog, now: D
         };
         let current = point(measure, kind, current_start, value_at(current_start));
         let complete = judges_complete_period(measure);
-        let judged = if complete { point(measure, kind, previous_start, value_at(previous_start)) } else { current.clone() };
+        let judged = if complete {
+            point(measure, kind, previous_start, value_at(previous_start))
+        } else {
+            current.clone()
+        };
         let view = MeasureView {
             id: measure.config.id.clone(),
             name: measure.config.name.clone(),
@@ -145,7 +177,10 @@ pub async fn build(store: &Store, settings: &Settings, catalog: &Catalog, now: D
             judged,
             current,
         };
-        let index = Perspective::ALL.iter().position(|p| *p == measure.config.perspective).expect("every perspective is listed");
+        let index = Perspective::ALL
+            .iter()
+            .position(|p| *p == measure.config.perspective)
+            .expect("every perspective is listed");
         perspectives[index].measures.push(view);
     }
     Ok(ScorecardView {
@@ -184,7 +219,9 @@ pub async fn series(
         None => kind.start_of(now, tz),
     };
     let end = kind.next(last);
-    let stored = store.values(measure.id, first.timestamp(), end.timestamp()).await?;
+    let stored = store
+        .values(measure.id, first.timestamp(), end.timestamp())
+        .await?;
     let mut points = Vec::new();
     let mut start = first;
     while start < end && points.len() < MAX_SERIES_POINTS {

@@ -82,10 +82,19 @@ mod tests {
     #[test]
     fn redact_url_hides_only_the_password() {
         let cases = [
-            ("postgres://app:hunter2@db:5432/sk", "postgres://app:***@db:5432/sk"),
+            (
+                "postgres://app:hunter2@db:5432/sk",
+                "postgres://app:***@db:5432/sk",
+            ),
             ("postgres://app@db/sk", "postgres://app@db/sk"),
-            ("sqlite://data/scorekeeper.db", "sqlite://data/scorekeeper.db"),
-            ("postgres://u:p@h/d?sslmode=require", "postgres://u:***@h/d?sslmode=require"),
+            (
+                "sqlite://data/scorekeeper.db",
+                "sqlite://data/scorekeeper.db",
+            ),
+            (
+                "postgres://u:p@h/d?sslmode=require",
+                "postgres://u:***@h/d?sslmode=require",
+            ),
         ];
         for (input, expected) in cases {
             assert_eq!(redact_url(input), expected, "{input}");

@@ -72,8 +72,14 @@ impl Target {
     /// The status of `value` against this target.
     pub fn status(&self, value: f64) -> Status {
         let (on_target, in_band) = match self.direction {
-            Direction::Up => (value >= self.value, self.warn.is_some_and(|warn| value >= warn)),
-            Direction::Down => (value <= self.value, self.warn.is_some_and(|warn| value <= warn)),
+            Direction::Up => (
+                value >= self.value,
+                self.warn.is_some_and(|warn| value >= warn),
+            ),
+            Direction::Down => (
+                value <= self.value,
+                self.warn.is_some_and(|warn| value <= warn),
+            ),
         };
         if on_target {
             Status::Green
@@ -99,9 +105,21 @@ mod tests {
 
     #[test]
     fn status_table() {
-        let up = Target { value: 50_000.0, direction: Direction::Up, warn: Some(45_000.0) };
-        let down = Target { value: 60.0, direction: Direction::Down, warn: Some(90.0) };
-        let up_no_band = Target { value: 10.0, direction: Direction::Up, warn: None };
+        let up = Target {
+            value: 50_000.0,
+            direction: Direction::Up,
+            warn: Some(45_000.0),
+        };
+        let down = Target {
+            value: 60.0,
+            direction: Direction::Down,
+            warn: Some(90.0),
+        };
+        let up_no_band = Target {
+            value: 10.0,
+            direction: Direction::Up,
+            warn: None,
+        };
         let cases = [
             (Some(50_000.0), Some(&up), Status::Green),
             (Some(60_000.0), Some(&up), Status::Green),
@@ -125,8 +143,16 @@ mod tests {
 
     #[test]
     fn warn_on_the_good_side_is_rejected() {
-        let up = Target { value: 100.0, direction: Direction::Up, warn: Some(120.0) };
-        let down = Target { value: 100.0, direction: Direction::Down, warn: Some(80.0) };
+        let up = Target {
+            value: 100.0,
+            direction: Direction::Up,
+            warn: Some(120.0),
+        };
+        let down = Target {
+            value: 100.0,
+            direction: Direction::Down,
+            warn: Some(80.0),
+        };
         assert!(up.check().unwrap_err().contains("above the target"));
         assert!(down.check().unwrap_err().contains("below the target"));
     }

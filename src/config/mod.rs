@@ -22,9 +22,9 @@ use chrono::NaiveDate;
 use chrono_tz::Tz;
 use serde::Deserialize;
 
+use crate::measures::Aggregate;
 use crate::measures::expr::Expr;
 use crate::measures::period::PeriodKind;
-use crate::measures::Aggregate;
 use crate::secret::Secret;
 use crate::status::Target;
 
@@ -59,7 +59,9 @@ impl std::fmt::Display for ConfigError {
 
 impl ConfigError {
     fn one(problem: impl Into<String>) -> Self {
-        Self { problems: vec![problem.into()] }
+        Self {
+            problems: vec![problem.into()],
+        }
     }
 }
 
@@ -90,11 +92,23 @@ pub fn load_with_env(path: &Path, env: &BTreeMap<String, String>) -> Result<Sett
 }
 
 /// Loads a configuration from TOML text (the demo's embedded file), with `env`.
-pub fn load_str(toml: &str, origin: &str, env: &BTreeMap<String, String>) -> Result<Settings, ConfigError> {
-    load_source(config::File::from_str(toml, config::FileFormat::Toml), origin, env)
+pub fn load_str(
+    toml: &str,
+    origin: &str,
+    env: &BTreeMap<String, String>,
+) -> Result<Settings, ConfigError> {
+    load_source(
+        config::File::from_str(toml, config::FileFormat::Toml),
+        origin,
+        env,
+    )
 }
 
-fn load_source<S>(file: S, origin: &str, env: &BTreeMap<String, String>) -> Result<Settings, ConfigError>
+fn load_source<S>(
+    file: S,
+    origin: &str,
+    env: &BTreeMap<String, String>,
+) -> Result<Settings, ConfigError>
 where
     S: config::Source + Send + Sync + 'static,
 {
@@ -135,14 +149,12 @@ fn interpolate(
     problems: &mut Vec<String>,
 ) {
     match value {
-        serde_json::Value::String(text) if text.contains("${") => {
-            match substitute(text, env) {
-                Ok(replaced) => *text = replaced,
-                Err(name) => problems.push(format!(
-                    "{path}: environment variable {name} is not set (referenced as ${{{name}}})"
-                )),
-            }
-        }
+        serde_json::Value::String(text) if text.contains("${") => match substitute(text, env) {
+            Ok(replaced) => *text = replaced,
+            Err(name) => problems.push(format!(
+                "{path}: environment variable {name} is not set (referenced as ${{{name}}})"
+            )),
+        },
         serde_json::Value::Object(map) => {
             for (key, child) in map.iter_mut() {
                 let len = path.len();

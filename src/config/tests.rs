@@ -62,11 +62,17 @@ perspective = "customer"
 "#;
 
 fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 fn base_env() -> BTreeMap<String, String> {
-    env(&[("STRIPE_API_KEY", "sk_test_51SecretValue"), ("SCOREKEEPER_API_TOKEN", "tok-very-secret")])
+    env(&[
+        ("STRIPE_API_KEY", "sk_test_51SecretValue"),
+        ("SCOREKEEPER_API_TOKEN", "tok-very-secret"),
+    ])
 }
 
 fn load(text: &str, env: &BTreeMap<String, String>) -> Result<Settings, ConfigError> {
@@ -75,9 +81,14 @@ fn load(text: &str, env: &BTreeMap<String, String>) -> Result<Settings, ConfigEr
 
 /// Loads `VALID` with one line replaced, and returns the problems.
 fn problems_with(replace: &str, with: &str) -> Vec<String> {
-    assert!(VALID.contains(replace), "test setup: {replace:?} not in VALID");
+    assert!(
+        VALID.contains(replace),
+        "test setup: {replace:?} not in VALID"
+    );
     let text = VALID.replacen(replace, with, 1);
-    load(&text, &base_env()).expect_err("configuration should be rejected").problems
+    load(&text, &base_env())
+        .expect_err("configuration should be rejected")
+        .problems
 }
 
 #[test]
@@ -88,7 +99,10 @@ fn valid_configuration_loads_with_real_types() {
     assert_eq!(source.base_url.as_str(), "https://api.stripe.com/");
     assert_eq!(source.streams, ["charges", "refunds"]);
     assert_eq!(source.stale_after, Some(Duration::from_secs(7200)));
-    assert_eq!(source.api_key.as_ref().map(Secret::expose), Some("sk_test_51SecretValue"));
+    assert_eq!(
+        source.api_key.as_ref().map(Secret::expose),
+        Some("sk_test_51SecretValue")
+    );
     assert_eq!(settings.scorecard.timezone, chrono_tz::Europe::Berlin);
     // Formulas come after the measures they read.
     let order: Vec<&str> = settings.measures.iter().map(|m| m.id.as_str()).collect();
@@ -96,111 +110,252 @@ fn valid_configuration_loads_with_real_types() {
     assert!(position("net_revenue") > position("gross_revenue"));
     assert!(position("net_revenue") > position("refunds"));
     let net = settings.measure("net_revenue").expect("present");
-    assert!(matches!(&net.kind, MeasureKind::Formula { inputs, .. } if inputs == &["gross_revenue", "refunds"]));
+    assert!(
+        matches!(&net.kind, MeasureKind::Formula { inputs, .. } if inputs == &["gross_revenue", "refunds"])
+    );
 }
 
 #[test]
 fn each_error_names_its_key_path() {
     let cases = [
-        ("schedule = \"0 */15 * * * *\"", "schedule = \"every day\"", "sources.stripe.schedule: invalid cron expression \"every day\""),
-        ("kind = \"stripe\"", "kind = \"strype\"", "sources.stripe.kind: unknown source kind \"strype\""),
-        ("from = \"stripe.refunds\"", "from = \"stripe.payouts\"", "measures.refunds.from: source \"stripe\" has no stream \"payouts\""),
-        ("from = \"stripe.refunds\"", "from = \"paypal.refunds\"", "measures.refunds.from: names no source \"paypal\""),
-        ("where = \"status == 'succeeded'\"", "where = \"status == \"", "measures.gross_revenue.where: invalid CEL expression"),
-        ("value = \"amount / 100.0\"\naggregate = \"sum\"\n\n[measures.net", "value = \"amount / \"\naggregate = \"sum\"\n\n[measures.net", "measures.gross_revenue.value: invalid CEL expression"),
-        ("formula = \"gross_revenue - refunds\"", "formula = \"gross_revenue - chargebacks\"", "measures.net_revenue.formula: references unknown measure \"chargebacks\""),
-        ("timezone = \"Europe/Berlin\"", "timezone = \"Europe/Bonn\"", "scorecard.timezone: unknown time zone \"Europe/Bonn\""),
-        ("start_date = \"2026-01-01\"", "start_date = \"01.01.2026\"", "sources.stripe.start_date: invalid date"),
-        ("stale_after = \"2h\"", "stale_after = \"two hours\"", "sources.stripe.stale_after: invalid duration"),
-        ("period = \"month\"\nformula", "period = \"fortnight\"\nformula", "measures.net_revenue.period: unknown period \"fortnight\""),
-        ("aggregate = \"sum\"\n\n[measures.net", "aggregate = \"mean\"\n\n[measures.net", "measures.gross_revenue.aggregate: unknown aggregate \"mean\""),
-        ("direction = \"up\"", "direction = \"upward\"", "measures.net_revenue.target.direction: unknown direction"),
-        ("warn = 45000", "warn = 55000", "measures.net_revenue.target.warn: warn (55000) must not be above"),
-        ("objective = \"grow_recurring_revenue\"", "objective = \"grow\"", "measures.net_revenue.objective: names no objective \"grow\""),
-        ("drivers = [\"improve_customer_loyalty\"]", "drivers = [\"nobody\"]", "objectives.grow_recurring_revenue.drivers: names no objective \"nobody\""),
-        ("listen = \"127.0.0.1:8080\"", "listen = \"localhost\"", "server.listen: invalid address \"localhost\""),
-        ("url = \"sqlite://data/test.db\"", "url = \"mysql://x\"", "database.url: unsupported database URL"),
+        (
+            "schedule = \"0 */15 * * * *\"",
+            "schedule = \"every day\"",
+            "sources.stripe.schedule: invalid cron expression \"every day\"",
+        ),
+        (
+            "kind = \"stripe\"",
+            "kind = \"strype\"",
+            "sources.stripe.kind: unknown source kind \"strype\"",
+        ),
+        (
+            "from = \"stripe.refunds\"",
+            "from = \"stripe.payouts\"",
+            "measures.refunds.from: source \"stripe\" has no stream \"payouts\"",
+        ),
+        (
+            "from = \"stripe.refunds\"",
+            "from = \"paypal.refunds\"",
+            "measures.refunds.from: names no source \"paypal\"",
+        ),
+        (
+            "where = \"status == 'succeeded'\"",
+            "where = \"status == \"",
+            "measures.gross_revenue.where: invalid CEL expression",
+        ),
+        (
+            "value = \"amount / 100.0\"\naggregate = \"sum\"\n\n[measures.net",
+            "value = \"amount / \"\naggregate = \"sum\"\n\n[measures.net",
+            "measures.gross_revenue.value: invalid CEL expression",
+        ),
+        (
+            "formula = \"gross_revenue - refunds\"",
+            "formula = \"gross_revenue - chargebacks\"",
+            "measures.net_revenue.formula: references unknown measure \"chargebacks\"",
+        ),
+        (
+            "timezone = \"Europe/Berlin\"",
+            "timezone = \"Europe/Bonn\"",
+            "scorecard.timezone: unknown time zone \"Europe/Bonn\"",
+        ),
+        (
+            "start_date = \"2026-01-01\"",
+            "start_date = \"01.01.2026\"",
+            "sources.stripe.start_date: invalid date",
+        ),
+        (
+            "stale_after = \"2h\"",
+            "stale_after = \"two hours\"",
+            "sources.stripe.stale_after: invalid duration",
+        ),
+        (
+            "period = \"month\"\nformula",
+            "period = \"fortnight\"\nformula",
+            "measures.net_revenue.period: unknown period \"fortnight\"",
+        ),
+        (
+            "aggregate = \"sum\"\n\n[measures.net",
+            "aggregate = \"mean\"\n\n[measures.net",
+            "measures.gross_revenue.aggregate: unknown aggregate \"mean\"",
+        ),
+        (
+            "direction = \"up\"",
+            "direction = \"upward\"",
+            "measures.net_revenue.target.direction: unknown direction",
+        ),
+        (
+            "warn = 45000",
+            "warn = 55000",
+            "measures.net_revenue.target.warn: warn (55000) must not be above",
+        ),
+        (
+            "objective = \"grow_recurring_revenue\"",
+            "objective = \"grow\"",
+            "measures.net_revenue.objective: names no objective \"grow\"",
+        ),
+        (
+            "drivers = [\"improve_customer_loyalty\"]",
+            "drivers = [\"nobody\"]",
+            "objectives.grow_recurring_revenue.drivers: names no objective \"nobody\"",
+        ),
+        (
+            "listen = \"127.0.0.1:8080\"",
+            "listen = \"localhost\"",
+            "server.listen: invalid address \"localhost\"",
+        ),
+        (
+            "url = \"sqlite://data/test.db\"",
+            "url = \"mysql://x\"",
+            "database.url: unsupported database URL",
+        ),
     ];
     for (replace, with, expected) in cases {
         let problems = problems_with(replace, with);
-        assert!(problems.iter().any(|p| p.starts_with(expected)), "expected a problem starting with {expected:?}, got {problems:#?}");
+        assert!(
+            problems.iter().any(|p| p.starts_with(expected)),
+            "expected a problem starting with {expected:?}, got {problems:#?}"
+        );
     }
 }
 
 #[test]
 fn formula_cycles_are_rejected_with_the_cycle_spelled_out() {
-    let text = VALID.replacen("value = \"amount / 100.0\"\naggregate = \"sum\"\n\n[objectives", "formula = \"net_revenue * 0.1\"\n\n[objectives", 1);
+    let text = VALID.replacen(
+        "value = \"amount / 100.0\"\naggregate = \"sum\"\n\n[objectives",
+        "formula = \"net_revenue * 0.1\"\n\n[objectives",
+        1,
+    );
     let text = text.replacen("from = \"stripe.refunds\"\ntime = \"created\"\n", "", 1);
     let problems = load(&text, &base_env()).expect_err("cycle").problems;
     assert!(
-        problems.iter().any(|p| p.contains("formula cycle") && p.contains("net_revenue → refunds → net_revenue")),
+        problems
+            .iter()
+            .any(|p| p.contains("formula cycle")
+                && p.contains("net_revenue → refunds → net_revenue")),
         "{problems:#?}"
     );
     let self_reference = VALID.replacen("gross_revenue - refunds", "net_revenue + 1", 1);
-    let problems = load(&self_reference, &base_env()).expect_err("self reference").problems;
-    assert!(problems.iter().any(|p| p.contains("formula cycle: net_revenue → net_revenue")), "{problems:#?}");
+    let problems = load(&self_reference, &base_env())
+        .expect_err("self reference")
+        .problems;
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("formula cycle: net_revenue → net_revenue")),
+        "{problems:#?}"
+    );
 }
 
 #[test]
 fn every_problem_is_reported_at_once() {
     let text = VALID
         .replacen("schedule = \"0 */15 * * * *\"", "schedule = \"nope\"", 1)
-        .replacen("where = \"status == 'succeeded'\"", "where = \"status ==\"", 1)
+        .replacen(
+            "where = \"status == 'succeeded'\"",
+            "where = \"status ==\"",
+            1,
+        )
         .replacen("gross_revenue - refunds", "gross - refunds", 1);
     let error = load(&text, &base_env()).expect_err("three problems");
     assert!(error.problems.len() >= 3, "{:#?}", error.problems);
     let shown = error.to_string();
-    assert!(shown.contains("sources.stripe.schedule") && shown.contains("measures.gross_revenue.where") && shown.contains("measures.net_revenue.formula"), "{shown}");
+    assert!(
+        shown.contains("sources.stripe.schedule")
+            && shown.contains("measures.gross_revenue.where")
+            && shown.contains("measures.net_revenue.formula"),
+        "{shown}"
+    );
 }
 
 #[test]
 fn unknown_keys_are_rejected_with_their_path() {
     let problems = problems_with("stale_after = \"2h\"", "stale_afterr = \"2h\"");
-    assert!(problems[0].starts_with("sources.stripe.stale_afterr: unknown field `stale_afterr`"), "{problems:?}");
+    assert!(
+        problems[0].starts_with("sources.stripe.stale_afterr: unknown field `stale_afterr`"),
+        "{problems:?}"
+    );
     let problems = problems_with("[scorecard]", "[scorecards]\nname = \"x\"\n[scorecard]");
-    assert!(problems[0].contains("unknown field `scorecards`"), "{problems:?}");
+    assert!(
+        problems[0].contains("unknown field `scorecards`"),
+        "{problems:?}"
+    );
 }
 
 #[test]
 fn missing_environment_variable_names_the_key() {
-    let error = load(VALID, &env(&[("SCOREKEEPER_API_TOKEN", "t")])).expect_err("no STRIPE_API_KEY");
-    assert_eq!(error.problems, ["sources.stripe.api_key: environment variable STRIPE_API_KEY is not set (referenced as ${STRIPE_API_KEY})"]);
+    let error =
+        load(VALID, &env(&[("SCOREKEEPER_API_TOKEN", "t")])).expect_err("no STRIPE_API_KEY");
+    assert_eq!(
+        error.problems,
+        [
+            "sources.stripe.api_key: environment variable STRIPE_API_KEY is not set (referenced as ${STRIPE_API_KEY})"
+        ]
+    );
 }
 
 #[test]
 fn environment_overrides_the_file() {
     let mut env = base_env();
-    env.insert("SCOREKEEPER__SOURCES__STRIPE__SCHEDULE".into(), "0 0 * * * *".into());
+    env.insert(
+        "SCOREKEEPER__SOURCES__STRIPE__SCHEDULE".into(),
+        "0 0 * * * *".into(),
+    );
     env.insert("SCOREKEEPER__SCORECARD__NAME".into(), "Overridden".into());
-    env.insert("SCOREKEEPER__SERVER__LISTEN".into(), "127.0.0.1:9999".into());
+    env.insert(
+        "SCOREKEEPER__SERVER__LISTEN".into(),
+        "127.0.0.1:9999".into(),
+    );
     let settings = load(VALID, &env).expect("valid");
     assert_eq!(settings.sources["stripe"].schedule_text, "0 0 * * * *");
     assert_eq!(settings.scorecard.name, "Overridden");
     assert_eq!(settings.server.listen.port(), 9999);
     // An override can itself reference a variable.
-    env.insert("SCOREKEEPER__SOURCES__STRIPE__API_KEY".into(), "${OTHER_KEY}".into());
+    env.insert(
+        "SCOREKEEPER__SOURCES__STRIPE__API_KEY".into(),
+        "${OTHER_KEY}".into(),
+    );
     env.insert("OTHER_KEY".into(), "sk_test_other".into());
     let settings = load(VALID, &env).expect("valid");
-    assert_eq!(settings.sources["stripe"].api_key.as_ref().map(Secret::expose), Some("sk_test_other"));
+    assert_eq!(
+        settings.sources["stripe"]
+            .api_key
+            .as_ref()
+            .map(Secret::expose),
+        Some("sk_test_other")
+    );
 }
 
 #[test]
 fn debug_output_never_contains_a_secret() {
     let mut env = base_env();
-    env.insert("SCOREKEEPER__DATABASE__URL".into(), "postgres://app:db-password-123@localhost/sk".into());
+    env.insert(
+        "SCOREKEEPER__DATABASE__URL".into(),
+        "postgres://app:db-password-123@localhost/sk".into(),
+    );
     let settings = load(VALID, &env).expect("valid");
     let shown = format!("{settings:?}");
     for secret in settings.secrets() {
-        assert!(!shown.contains(secret.expose()), "secret leaked in Debug output");
+        assert!(
+            !shown.contains(secret.expose()),
+            "secret leaked in Debug output"
+        );
     }
-    assert!(!shown.contains("db-password-123") && !shown.contains("sk_test_51SecretValue") && !shown.contains("tok-very-secret"));
+    assert!(
+        !shown.contains("db-password-123")
+            && !shown.contains("sk_test_51SecretValue")
+            && !shown.contains("tok-very-secret")
+    );
     assert_eq!(settings.secrets().len(), 3);
 }
 
 #[test]
 fn a_missing_file_says_how_to_point_at_one() {
-    let error = load_with_env(Path::new("/nonexistent/scorekeeper.toml"), &base_env()).expect_err("missing");
-    assert!(error.to_string().contains("configuration file not found"), "{error}");
+    let error = load_with_env(Path::new("/nonexistent/scorekeeper.toml"), &base_env())
+        .expect_err("missing");
+    assert!(
+        error.to_string().contains("configuration file not found"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -216,7 +371,8 @@ fn shipped_configurations_are_valid() {
     for entry in std::fs::read_dir(&root).expect("config folder exists") {
         let path = entry.expect("readable").path();
         if path.extension().is_some_and(|ext| ext == "toml") {
-            load_with_env(&path, &env).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+            load_with_env(&path, &env)
+                .unwrap_or_else(|error| panic!("{}: {error}", path.display()));
         }
     }
 }

@@ -9,9 +9,9 @@ use std::time::Duration;
 use chrono::NaiveDate;
 
 use super::*;
+use crate::measures::Aggregate;
 use crate::measures::expr::Expr;
 use crate::measures::period::PeriodKind;
-use crate::measures::Aggregate;
 use crate::sources::presets;
 use crate::status::{Direction, Target};
 
@@ -35,10 +35,16 @@ pub fn validate(raw: RawSettings) -> Result<Settings, ConfigError> {
     let mut problems = Problems::default();
 
     let database = DatabaseConfig {
-        url: raw.database.url.unwrap_or_else(|| Secret::new(DEFAULT_DATABASE_URL)),
+        url: raw
+            .database
+            .url
+            .unwrap_or_else(|| Secret::new(DEFAULT_DATABASE_URL)),
     };
     let url = database.url.expose();
-    if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+    if !(url.starts_with("sqlite:")
+        || url.starts_with("postgres://")
+        || url.starts_with("postgresql://"))
+    {
         problems.add(
             "database.url",
             format!(
@@ -54,18 +60,31 @@ pub fn validate(raw: RawSettings) -> Result<Settings, ConfigError> {
         DEFAULT_LISTEN.parse().expect("the default listen address is valid")
     });
     if raw.server.api_token.as_ref().is_some_and(Secret::is_empty) {
-        problems.add("server.api_token", "is empty; remove the key to disable write endpoints, or set a token");
+        problems.add(
+            "server.api_token",
+            "is empty; remove the key to disable write endpoints, or set a token",
+        );
     }
-    let server = ServerConfig { listen, api_token: raw.server.api_token };
+    let server = ServerConfig {
+        listen,
+        api_token: raw.server.api_token,
+    };
 
     let timezone = raw.scorecard.timezone.parse().unwrap_or_else(|_| {
         problems.add(
             "scorecard.timezone",
-            format!("unknown time zone \"{}\" (use an IANA name such as Europe/Berlin or UTC)", raw.scorecard.timezone),
+            format!(
+                "unknown time zone \"{}\" (use an IANA name such as Europe/Berlin or UTC)",
+                raw.scorecard.timezone
+            ),
         );
         chrono_tz::UTC
     });
-    let scorecard = ScorecardConfig { name: raw.scorecard.name, timezone, currency: raw.scorecard.currency };
+    let scorecard = ScorecardConfig {
+        name: raw.scorecard.name,
+        timezone,
+        currency: raw.scorecard.currency,
+    };
 
     // Sources that are declared but invalid were reported already; measures that read
     // them are not reported again as naming no source.
@@ -78,27 +97,53 @@ pub fn validate(raw: RawSettings) -> Result<Settings, ConfigError> {
     }
 
     let objectives = validate_objectives(raw.objectives, &mut problems);
-    let measures = validate_measures(raw.measures, &sources, &declared, &objectives, &mut problems);
+    let measures = validate_measures(
+        raw.measures,
+        &sources,
+        &declared,
+        &objectives,
+        &mut problems,
+    );
 
     if problems.0.is_empty() {
-        Ok(Settings { database, server, scorecard, sources, measures, objectives })
+        Ok(Settings {
+            database,
+            server,
+            scorecard,
+            sources,
+            measures,
+            objectives,
+        })
     } else {
-        Err(ConfigError { problems: problems.0 })
+        Err(ConfigError {
+            problems: problems.0,
+        })
     }
 }
 
 /// Parses `"2h"`, `"30d"`, `"90m"` durations.
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text).map_err(|error| format!("invalid duration \"{text}\": {error} (examples: 30m, 2h, 30d)"))
+    humantime::parse_duration(text)
+        .map_err(|error| format!("invalid duration \"{text}\": {error} (examples: 30m, 2h, 30d)"))
 }
 
 fn validate_source(name: &str, raw: RawSource, problems: &mut Problems) -> Option<SourceConfig> {
     let key = format!("sources.{name}");
     let before = problems.0.len();
-    let kind = SourceKind::ALL.iter().find(|(text, _)| *text == raw.kind).map(|(_, kind)| *kind);
+    let kind = SourceKind::ALL
+        .iter()
+        .find(|(text, _)| *text == raw.kind)
+        .map(|(_, kind)| *kind);
     let Some(kind) = kind else {
         let known: Vec<&str> = SourceKind::ALL.iter().map(|(text, _)| *text).collect();
-        problems.add(format!("{key}.kind"), format!("unknown source kind \"{}\" (known kinds: {})", raw.kind, known.join(", ")));
+        problems.add(
+            format!("{key}.kind"),
+            format!(
+                "unknown source kind \"{}\" (known kinds: {})",
+                raw.kind,
+                known.join(", ")
+            ),
+        );
         return None;
     };
     let preset = presets::describe(kind);
@@ -115,29 +160,62 @@ fn validate_source(name: &str, raw: RawSource, problems: &mut Problems) -> Optio
     };
     let start_date = raw.start_date.as_deref().and_then(|text| {
         NaiveDate::parse_from_str(text, "%Y-%m-%d")
-            .map_err(|_| problems.add(format!("{key}.start_date"), format!("invalid date \"{text}\" (expected YYYY-MM-DD)")))
+            .map_err(|_| {
+                problems.add(
+                    format!("{key}.start_date"),
+                    format!("invalid date \"{text}\" (expected YYYY-MM-DD)"),
+                )
+            })
             .ok()
     });
     // A preset's default address may name the account: `https://{subdomain}.zendesk.com`.
     let mut default_base = preset.default_base_url.to_string();
     // A bare shop name means its myshopify.com domain.
-    let shop = raw.shop.as_ref().map(|shop| if shop.contains('.') { shop.clone() } else { format!("{shop}.myshopify.com") });
+    let shop = raw.shop.as_ref().map(|shop| {
+        if shop.contains('.') {
+            shop.clone()
+        } else {
+            format!("{shop}.myshopify.com")
+        }
+    });
     if let Some(version) = raw.api_version.as_deref() {
         let well_formed = version == "unstable"
-            || (version.len() == 7 && version.as_bytes()[4] == b'-' && version.chars().enumerate().all(|(i, c)| i == 4 || c.is_ascii_digit()));
+            || (version.len() == 7
+                && version.as_bytes()[4] == b'-'
+                && version
+                    .chars()
+                    .enumerate()
+                    .all(|(i, c)| i == 4 || c.is_ascii_digit()));
         if !well_formed {
-            problems.add(format!("{key}.api_version"), format!("\"{version}\" is not an API version (YYYY-MM, e.g. 2026-07)"));
+            problems.add(
+                format!("{key}.api_version"),
+                format!("\"{version}\" is not an API version (YYYY-MM, e.g. 2026-07)"),
+            );
         }
     }
     // Likewise a bare Freshdesk account name means its freshdesk.com domain.
-    let domain = raw.domain.as_ref().map(|domain| if domain.contains('.') { domain.clone() } else { format!("{domain}.freshdesk.com") });
-    for (placeholder, value) in [("{subdomain}", &raw.subdomain), ("{shop}", &shop), ("{domain}", &domain), ("{company_domain}", &raw.company_domain)] {
+    let domain = raw.domain.as_ref().map(|domain| {
+        if domain.contains('.') {
+            domain.clone()
+        } else {
+            format!("{domain}.freshdesk.com")
+        }
+    });
+    for (placeholder, value) in [
+        ("{subdomain}", &raw.subdomain),
+        ("{shop}", &shop),
+        ("{domain}", &domain),
+        ("{company_domain}", &raw.company_domain),
+    ] {
         if let Some(value) = value {
             default_base = default_base.replace(placeholder, value);
         }
     }
     if let Some(subdomain) = raw.subdomain.as_deref()
-        && (subdomain.is_empty() || !subdomain.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+        && (subdomain.is_empty()
+            || !subdomain
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-'))
     {
         problems.add(format!("{key}.subdomain"), format!("\"{subdomain}\" is not a subdomain (letters, digits and dashes, e.g. acme for acme.zendesk.com)"));
     }
@@ -145,33 +223,52 @@ fn validate_source(name: &str, raw: RawSource, problems: &mut Problems) -> Optio
     let base_url = match reqwest::Url::parse(base_text) {
         Ok(url) if matches!(url.scheme(), "http" | "https") => Some(url),
         Ok(_) => {
-            problems.add(format!("{key}.base_url"), format!("\"{base_text}\" is not an http(s) URL"));
+            problems.add(
+                format!("{key}.base_url"),
+                format!("\"{base_text}\" is not an http(s) URL"),
+            );
             None
         }
         Err(error) => {
-            problems.add(format!("{key}.base_url"), format!("invalid URL \"{base_text}\": {error}"));
+            problems.add(
+                format!("{key}.base_url"),
+                format!("invalid URL \"{base_text}\": {error}"),
+            );
             None
         }
     };
     let streams = match raw.streams {
-        None => preset.streams.iter().map(|stream| stream.to_string()).collect(),
+        None => preset
+            .streams
+            .iter()
+            .map(|stream| stream.to_string())
+            .collect(),
         Some(streams) => {
             for stream in &streams {
                 if !preset.streams.contains(&stream.as_str()) {
                     problems.add(
                         format!("{key}.streams"),
-                        format!("{} has no stream \"{stream}\" (streams: {})", kind.as_str(), preset.streams.join(", ")),
+                        format!(
+                            "{} has no stream \"{stream}\" (streams: {})",
+                            kind.as_str(),
+                            preset.streams.join(", ")
+                        ),
                     );
                 }
             }
             if streams.is_empty() {
-                problems.add(format!("{key}.streams"), "is empty; omit the key to sync every stream");
+                problems.add(
+                    format!("{key}.streams"),
+                    "is empty; omit the key to sync every stream",
+                );
             }
             streams
         }
     };
     let stale_after = raw.stale_after.as_deref().and_then(|text| {
-        parse_duration(text).map_err(|error| problems.add(format!("{key}.stale_after"), error)).ok()
+        parse_duration(text)
+            .map_err(|error| problems.add(format!("{key}.stale_after"), error))
+            .ok()
     });
     let lookback = match raw.lookback.as_deref() {
         None => preset.default_lookback,
@@ -182,18 +279,33 @@ fn validate_source(name: &str, raw: RawSource, problems: &mut Problems) -> Optio
     };
     for setting in preset.required {
         let present = match *setting {
-            "api_key" => raw.api_key.as_ref().is_some_and(|secret| !secret.is_empty()),
-            "api_token" => raw.api_token.as_ref().is_some_and(|secret| !secret.is_empty()),
+            "api_key" => raw
+                .api_key
+                .as_ref()
+                .is_some_and(|secret| !secret.is_empty()),
+            "api_token" => raw
+                .api_token
+                .as_ref()
+                .is_some_and(|secret| !secret.is_empty()),
             "subdomain" => raw.subdomain.is_some() || raw.base_url.is_some(),
             "shop" => raw.shop.is_some() || raw.base_url.is_some(),
             "domain" => raw.domain.is_some() || raw.base_url.is_some(),
             "company_domain" => raw.company_domain.is_some() || raw.base_url.is_some(),
-            "access_token" => raw.access_token.as_ref().is_some_and(|secret| !secret.is_empty()),
-            "email" => raw.email.as_deref().is_some_and(|email| email.contains('@')),
+            "access_token" => raw
+                .access_token
+                .as_ref()
+                .is_some_and(|secret| !secret.is_empty()),
+            "email" => raw
+                .email
+                .as_deref()
+                .is_some_and(|email| email.contains('@')),
             other => unreachable!("preset requires an unknown setting {other}"),
         };
         if !present {
-            problems.add(format!("{key}.{setting}"), format!("is required for kind \"{}\"", kind.as_str()));
+            problems.add(
+                format!("{key}.{setting}"),
+                format!("is required for kind \"{}\"", kind.as_str()),
+            );
         }
     }
     if problems.0.len() > before {
@@ -221,23 +333,36 @@ fn validate_source(name: &str, raw: RawSource, problems: &mut Problems) -> Optio
     })
 }
 
-fn validate_objectives(raw: BTreeMap<String, RawObjective>, problems: &mut Problems) -> BTreeMap<String, ObjectiveConfig> {
+fn validate_objectives(
+    raw: BTreeMap<String, RawObjective>,
+    problems: &mut Problems,
+) -> BTreeMap<String, ObjectiveConfig> {
     let ids: BTreeSet<String> = raw.keys().cloned().collect();
     let mut objectives = BTreeMap::new();
     for (id, objective) in raw {
         let key = format!("objectives.{id}");
         let Some(perspective) = Perspective::parse(&objective.perspective) else {
-            problems.add(format!("{key}.perspective"), bad_perspective(&objective.perspective));
+            problems.add(
+                format!("{key}.perspective"),
+                bad_perspective(&objective.perspective),
+            );
             continue;
         };
         for driver in &objective.drivers {
             if !ids.contains(driver) {
-                problems.add(format!("{key}.drivers"), format!("names no objective \"{driver}\""));
+                problems.add(
+                    format!("{key}.drivers"),
+                    format!("names no objective \"{driver}\""),
+                );
             }
         }
         objectives.insert(
             id.clone(),
-            ObjectiveConfig { name: objective.name.unwrap_or(id), perspective, drivers: objective.drivers },
+            ObjectiveConfig {
+                name: objective.name.unwrap_or(id),
+                perspective,
+                drivers: objective.drivers,
+            },
         );
     }
     objectives
@@ -248,7 +373,9 @@ fn bad_perspective(text: &str) -> String {
 }
 
 fn compile(key: &str, source: &str, problems: &mut Problems) -> Option<Expr> {
-    Expr::parse(source).map_err(|error| problems.add(key, format!("invalid CEL expression \"{source}\": {error}"))).ok()
+    Expr::parse(source)
+        .map_err(|error| problems.add(key, format!("invalid CEL expression \"{source}\": {error}")))
+        .ok()
 }
 
 fn validate_measures(
@@ -264,25 +391,46 @@ fn validate_measures(
         let before = problems.0.len();
         let perspective = Perspective::parse(&measure.perspective);
         if perspective.is_none() {
-            problems.add(format!("{key}.perspective"), bad_perspective(&measure.perspective));
+            problems.add(
+                format!("{key}.perspective"),
+                bad_perspective(&measure.perspective),
+            );
         }
         let period = PeriodKind::parse(&measure.period);
         if period.is_none() {
-            problems.add(format!("{key}.period"), format!("unknown period \"{}\" (day, week, month, quarter or year)", measure.period));
+            problems.add(
+                format!("{key}.period"),
+                format!(
+                    "unknown period \"{}\" (day, week, month, quarter or year)",
+                    measure.period
+                ),
+            );
         }
         if let Some(objective) = &measure.objective
-            && !objectives.contains_key(objective) {
-                problems.add(format!("{key}.objective"), format!("names no objective \"{objective}\" (declare it under [objectives.{objective}])"));
-            }
-        let target = measure.target.as_ref().and_then(|raw| validate_target(&key, raw, problems));
+            && !objectives.contains_key(objective)
+        {
+            problems.add(
+                format!("{key}.objective"),
+                format!(
+                    "names no objective \"{objective}\" (declare it under [objectives.{objective}])"
+                ),
+            );
+        }
+        let target = measure
+            .target
+            .as_ref()
+            .and_then(|raw| validate_target(&key, raw, problems));
         let kind = match &measure.formula {
             Some(formula) => validate_formula(&key, measure, formula, &raw, problems),
-            None => validate_record_measure(&key, measure, sources, declared, problems).map(MeasureKind::Records),
+            None => validate_record_measure(&key, measure, sources, declared, problems)
+                .map(MeasureKind::Records),
         };
         if problems.0.len() > before {
             continue;
         }
-        let (Some(perspective), Some(period), Some(kind)) = (perspective, period, kind) else { continue };
+        let (Some(perspective), Some(period), Some(kind)) = (perspective, period, kind) else {
+            continue;
+        };
         measures.insert(
             id.clone(),
             MeasureConfig {
@@ -304,8 +452,9 @@ fn validate_measures(
         if let MeasureKind::Formula { inputs, .. } = &measure.kind {
             for input in inputs {
                 if let Some(other) = measures.get(input)
-                    && other.period != measure.period {
-                        problems.add(
+                    && other.period != measure.period
+                {
+                    problems.add(
                             format!("measures.{}.formula", measure.id),
                             format!(
                                 "combines measures of different periods: \"{}\" is per {} but \"{input}\" is per {}",
@@ -314,7 +463,7 @@ fn validate_measures(
                                 other.period.as_str()
                             ),
                         );
-                    }
+                }
             }
         }
     }
@@ -326,11 +475,20 @@ fn validate_target(key: &str, raw: &RawTarget, problems: &mut Problems) -> Optio
         "up" => Direction::Up,
         "down" => Direction::Down,
         other => {
-            problems.add(format!("{key}.target.direction"), format!("unknown direction \"{other}\" (up: higher is better; down: lower is better)"));
+            problems.add(
+                format!("{key}.target.direction"),
+                format!(
+                    "unknown direction \"{other}\" (up: higher is better; down: lower is better)"
+                ),
+            );
             return None;
         }
     };
-    let target = Target { value: raw.value, direction, warn: raw.warn };
+    let target = Target {
+        value: raw.value,
+        direction,
+        warn: raw.warn,
+    };
     if let Err(problem) = target.check() {
         problems.add(format!("{key}.target.warn"), problem);
         return None;
@@ -353,14 +511,20 @@ fn validate_formula(
         ("aggregate", measure.aggregate.is_some()),
     ] {
         if present {
-            problems.add(format!("{key}.{field}"), "cannot be combined with formula (a formula reads other measures, not records)");
+            problems.add(
+                format!("{key}.{field}"),
+                "cannot be combined with formula (a formula reads other measures, not records)",
+            );
         }
     }
     let formula = compile(&format!("{key}.formula"), formula, problems)?;
     let inputs: Vec<String> = formula.variables().to_vec();
     for input in &inputs {
         if !all.contains_key(input) {
-            problems.add(format!("{key}.formula"), format!("references unknown measure \"{input}\""));
+            problems.add(
+                format!("{key}.formula"),
+                format!("references unknown measure \"{input}\""),
+            );
         }
     }
     Some(MeasureKind::Formula { formula, inputs })
@@ -380,21 +544,33 @@ fn validate_record_measure(
     let (source_name, stream) = match from.split_once('.') {
         Some((source, stream)) => (source.to_string(), stream.to_string()),
         None => {
-            problems.add(format!("{key}.from"), format!("\"{from}\" is not <source>.<stream> (for example stripe.charges)"));
+            problems.add(
+                format!("{key}.from"),
+                format!("\"{from}\" is not <source>.<stream> (for example stripe.charges)"),
+            );
             return None;
         }
     };
     match sources.get(&source_name) {
         Some(source) if !source.streams.contains(&stream) => problems.add(
             format!("{key}.from"),
-            format!("source \"{source_name}\" has no stream \"{stream}\" (it syncs: {})", source.streams.join(", ")),
+            format!(
+                "source \"{source_name}\" has no stream \"{stream}\" (it syncs: {})",
+                source.streams.join(", ")
+            ),
         ),
         Some(_) => {}
         None if declared.contains(&source_name) => {}
-        None => problems.add(format!("{key}.from"), format!("names no source \"{source_name}\" (declare it under [sources.{source_name}])")),
+        None => problems.add(
+            format!("{key}.from"),
+            format!("names no source \"{source_name}\" (declare it under [sources.{source_name}])"),
+        ),
     }
     let Some(time_field) = measure.time.clone() else {
-        problems.add(format!("{key}.time"), "is required: the record field with the event time (for example created)");
+        problems.add(
+            format!("{key}.time"),
+            "is required: the record field with the event time (for example created)",
+        );
         return None;
     };
     let aggregate_text = measure.aggregate.as_deref().unwrap_or("count");
@@ -405,20 +581,39 @@ fn validate_record_measure(
             format!("unknown aggregate \"{aggregate_text}\" (count, count_distinct, sum, avg, min, max, median, p90 or last)"),
         );
     }
-    let filter = measure.filter.as_deref().and_then(|text| compile(&format!("{key}.where"), text, problems));
-    let value = measure.value.as_deref().and_then(|text| compile(&format!("{key}.value"), text, problems));
+    let filter = measure
+        .filter
+        .as_deref()
+        .and_then(|text| compile(&format!("{key}.where"), text, problems));
+    let value = measure
+        .value
+        .as_deref()
+        .and_then(|text| compile(&format!("{key}.value"), text, problems));
     let aggregate = aggregate?;
     if aggregate != Aggregate::Count && measure.value.is_none() {
-        problems.add(format!("{key}.value"), format!("is required for aggregate \"{}\"", aggregate.as_str()));
+        problems.add(
+            format!("{key}.value"),
+            format!("is required for aggregate \"{}\"", aggregate.as_str()),
+        );
     }
     if measure.filter.is_some() && filter.is_none() || measure.value.is_some() && value.is_none() {
         return None;
     }
-    Some(RecordMeasure { source: source_name, stream, time_field, filter, value, aggregate })
+    Some(RecordMeasure {
+        source: source_name,
+        stream,
+        time_field,
+        filter,
+        value,
+        aggregate,
+    })
 }
 
 /// Orders measures so every formula follows its inputs; reports cycles.
-fn order_measures(mut measures: BTreeMap<String, MeasureConfig>, problems: &mut Problems) -> Vec<MeasureConfig> {
+fn order_measures(
+    mut measures: BTreeMap<String, MeasureConfig>,
+    problems: &mut Problems,
+) -> Vec<MeasureConfig> {
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
         Visiting,
@@ -438,12 +633,17 @@ fn order_measures(mut measures: BTreeMap<String, MeasureConfig>, problems: &mut 
                 let start = stack.iter().position(|entry| entry == id).unwrap_or(0);
                 let mut cycle = stack[start..].to_vec();
                 cycle.push(id.to_string());
-                problems.add(format!("measures.{id}.formula"), format!("formula cycle: {}", cycle.join(" → ")));
+                problems.add(
+                    format!("measures.{id}.formula"),
+                    format!("formula cycle: {}", cycle.join(" → ")),
+                );
                 return;
             }
             None => {}
         }
-        let Some(measure) = measures.get(id) else { return };
+        let Some(measure) = measures.get(id) else {
+            return;
+        };
         marks.insert(id.to_string(), Mark::Visiting);
         stack.push(id.to_string());
         if let MeasureKind::Formula { inputs, .. } = &measure.kind {
@@ -460,7 +660,17 @@ fn order_measures(mut measures: BTreeMap<String, MeasureConfig>, problems: &mut 
     let mut order = Vec::new();
     let ids: Vec<String> = measures.keys().cloned().collect();
     for id in &ids {
-        visit(id, &measures, &mut marks, &mut Vec::new(), &mut order, problems);
+        visit(
+            id,
+            &measures,
+            &mut marks,
+            &mut Vec::new(),
+            &mut order,
+            problems,
+        );
     }
-    order.into_iter().filter_map(|id| measures.remove(&id)).collect()
+    order
+        .into_iter()
+        .filter_map(|id| measures.remove(&id))
+        .collect()
 }

@@ -4,10 +4,10 @@
 //! 4xx messages say what was wrong; 5xx messages stay generic and the details go to the
 //! log inside the request's span.
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use chrono::NaiveDate;
 use serde::Deserialize;
 use serde_json::json;
@@ -33,10 +33,18 @@ impl IntoResponse for ApiError {
             ApiError::BadRequest(message) => (StatusCode::BAD_REQUEST, "bad_request", message),
             ApiError::Internal(detail) => {
                 tracing::error!(error = %detail, "Request failed");
-                (StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; see the server log".to_string())
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error; see the server log".to_string(),
+                )
             }
         };
-        (status, Json(json!({"error": {"code": code, "message": message}}))).into_response()
+        (
+            status,
+            Json(json!({"error": {"code": code, "message": message}})),
+        )
+            .into_response()
     }
 }
 
@@ -48,7 +56,13 @@ impl From<crate::store::StoreError> for ApiError {
 
 /// `GET /api/v1/scorecard`
 pub async fn scorecard(State(state): State<AppState>) -> Result<Json<ScorecardView>, ApiError> {
-    let view = scorecard::build(&state.store, &state.settings, &state.catalog, chrono::Utc::now()).await?;
+    let view = scorecard::build(
+        &state.store,
+        &state.settings,
+        &state.catalog,
+        chrono::Utc::now(),
+    )
+    .await?;
     Ok(Json(view))
 }
 
@@ -61,17 +75,34 @@ pub struct SeriesQuery {
 
 fn parse_date(name: &str, text: Option<&str>) -> Result<Option<NaiveDate>, ApiError> {
     text.map(|text| {
-        NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| ApiError::BadRequest(format!("{name}: \"{text}\" is not a date (YYYY-MM-DD)")))
+        NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
+            ApiError::BadRequest(format!("{name}: \"{text}\" is not a date (YYYY-MM-DD)"))
+        })
     })
     .transpose()
 }
 
 /// `GET /api/v1/measures/{id}/series?from=&to=`
-pub async fn series(State(state): State<AppState>, Path(id): Path<String>, Query(query): Query<SeriesQuery>) -> Result<Json<Vec<SeriesPoint>>, ApiError> {
-    let measure = state.catalog.get(&id).ok_or_else(|| ApiError::NotFound(format!("no measure \"{id}\"")))?;
+pub async fn series(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(query): Query<SeriesQuery>,
+) -> Result<Json<Vec<SeriesPoint>>, ApiError> {
+    let measure = state
+        .catalog
+        .get(&id)
+        .ok_or_else(|| ApiError::NotFound(format!("no measure \"{id}\"")))?;
     let from = parse_date("from", query.from.as_deref())?;
     let to = parse_date("to", query.to.as_deref())?;
-    let points = scorecard::series(&state.store, &state.catalog, measure, from, to, chrono::Utc::now()).await?;
+    let points = scorecard::series(
+        &state.store,
+        &state.catalog,
+        measure,
+        from,
+        to,
+        chrono::Utc::now(),
+    )
+    .await?;
     Ok(Json(points))
 }
 

@@ -85,7 +85,10 @@ impl Aggregate {
 
     /// True when the value needs the individual contributions rather than a SQL aggregate.
     pub fn needs_values(self) -> bool {
-        matches!(self, Self::CountDistinct | Self::Median | Self::P90 | Self::Last)
+        matches!(
+            self,
+            Self::CountDistinct | Self::Median | Self::P90 | Self::Last
+        )
     }
 }
 
@@ -139,15 +142,24 @@ pub fn contribution(
     tz: Tz,
     record: &Record,
 ) -> Result<Option<Contribution>, RecordProblem> {
-    let time = records::event_time(records::field(record, &measure.time_field), tz)
-        .map_err(|source| RecordProblem::Time { field: measure.time_field.clone(), source })?;
+    let time =
+        records::event_time(records::field(record, &measure.time_field), tz).map_err(|source| {
+            RecordProblem::Time {
+                field: measure.time_field.clone(),
+                source,
+            }
+        })?;
     let Some(time) = time else { return Ok(None) };
 
     if let Some(filter) = &measure.filter {
         match filter.eval_record(record) {
             Ok(Scalar::Bool(true)) => {}
             Ok(Scalar::Bool(false) | Scalar::Null) => return Ok(None),
-            Ok(other) => return Err(RecordProblem::Filter(format!("returned {other:?}, expected true or false"))),
+            Ok(other) => {
+                return Err(RecordProblem::Filter(format!(
+                    "returned {other:?}, expected true or false"
+                )));
+            }
             Err(error) => return Err(RecordProblem::Filter(error.to_string())),
         }
     }
@@ -155,16 +167,24 @@ pub fn contribution(
     let value = match &measure.value {
         None => InputValue::Present,
         Some(expression) => {
-            let scalar = expression.eval_record(record).map_err(|error| RecordProblem::Value(error.to_string()))?;
+            let scalar = expression
+                .eval_record(record)
+                .map_err(|error| RecordProblem::Value(error.to_string()))?;
             match (measure.aggregate, scalar) {
                 (_, Scalar::Null) => return Ok(None),
                 (Aggregate::Count, _) => InputValue::Present,
                 (Aggregate::CountDistinct, Scalar::Number(number)) => InputValue::Number(number),
                 (Aggregate::CountDistinct, Scalar::Text(text)) => InputValue::Text(text),
-                (Aggregate::CountDistinct, Scalar::Bool(flag)) => InputValue::Text(flag.to_string()),
+                (Aggregate::CountDistinct, Scalar::Bool(flag)) => {
+                    InputValue::Text(flag.to_string())
+                }
                 (_, scalar) => match scalar.as_number() {
                     Some(number) if number.is_finite() => InputValue::Number(number),
-                    _ => return Err(RecordProblem::Value(format!("returned {scalar:?}, expected a number"))),
+                    _ => {
+                        return Err(RecordProblem::Value(format!(
+                            "returned {scalar:?}, expected a number"
+                        )));
+                    }
                 },
             }
         }
@@ -236,7 +256,10 @@ fn quantile(numbers: &mut [f64], q: f64) -> f64 {
 
 /// Evaluates a formula for one period: `None` when an input has no value, the formula
 /// divides by zero, or it does not give a finite number.
-pub fn evaluate_formula(formula: &expr::Expr, inputs: &HashMap<String, Option<f64>>) -> Result<Option<f64>, String> {
+pub fn evaluate_formula(
+    formula: &expr::Expr,
+    inputs: &HashMap<String, Option<f64>>,
+) -> Result<Option<f64>, String> {
     let mut vars = HashMap::with_capacity(inputs.len());
     for (name, value) in inputs {
         match value {
@@ -244,7 +267,10 @@ pub fn evaluate_formula(formula: &expr::Expr, inputs: &HashMap<String, Option<f6
             None => return Ok(None),
         };
     }
-    match formula.eval_vars(&vars).map_err(|error| error.to_string())? {
+    match formula
+        .eval_vars(&vars)
+        .map_err(|error| error.to_string())?
+    {
         Scalar::Null => Ok(None),
         Scalar::Number(number) if number.is_finite() => Ok(Some(number)),
         Scalar::Number(_) => Ok(None),

@@ -50,7 +50,9 @@ impl PeriodKind {
 
     /// The first calendar day of the period that contains `date`.
     fn first_day(self, date: NaiveDate) -> NaiveDate {
-        let ymd = |year, month, day| NaiveDate::from_ymd_opt(year, month, day).expect("first days of months exist");
+        let ymd = |year, month, day| {
+            NaiveDate::from_ymd_opt(year, month, day).expect("first days of months exist")
+        };
         match self {
             Self::Day => date,
             Self::Week => date - Duration::days(i64::from(date.weekday().num_days_from_monday())),
@@ -65,9 +67,15 @@ impl PeriodKind {
         match self {
             Self::Day => first_day + Duration::days(1),
             Self::Week => first_day + Duration::days(7),
-            Self::Month => first_day.checked_add_months(chrono::Months::new(1)).expect("dates stay in range"),
-            Self::Quarter => first_day.checked_add_months(chrono::Months::new(3)).expect("dates stay in range"),
-            Self::Year => first_day.checked_add_months(chrono::Months::new(12)).expect("dates stay in range"),
+            Self::Month => first_day
+                .checked_add_months(chrono::Months::new(1))
+                .expect("dates stay in range"),
+            Self::Quarter => first_day
+                .checked_add_months(chrono::Months::new(3))
+                .expect("dates stay in range"),
+            Self::Year => first_day
+                .checked_add_months(chrono::Months::new(12))
+                .expect("dates stay in range"),
         }
     }
 
@@ -125,7 +133,8 @@ fn local_midnight(date: NaiveDate, tz: Tz) -> DateTime<Tz> {
             LocalResult::None => naive += Duration::minutes(15),
         }
     }
-    Utc.from_utc_datetime(&date.and_hms_opt(0, 0, 0).expect("midnight exists")).with_timezone(&tz)
+    Utc.from_utc_datetime(&date.and_hms_opt(0, 0, 0).expect("midnight exists"))
+        .with_timezone(&tz)
 }
 
 #[cfg(test)]
@@ -133,7 +142,9 @@ mod tests {
     use super::*;
 
     fn utc(text: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(text).expect("valid test instant").with_timezone(&Utc)
+        DateTime::parse_from_rfc3339(text)
+            .expect("valid test instant")
+            .with_timezone(&Utc)
     }
 
     #[test]
@@ -141,15 +152,55 @@ mod tests {
         let berlin: Tz = "Europe/Berlin".parse().expect("known zone");
         let cases = [
             // Late on 31 March UTC is already April in Berlin (CEST, UTC+2).
-            (PeriodKind::Month, "2026-03-31T23:30:00Z", "2026-04-01T00:00:00+02:00", "2026-04"),
-            (PeriodKind::Month, "2026-03-31T21:30:00Z", "2026-03-01T00:00:00+01:00", "2026-03"),
-            (PeriodKind::Day, "2026-03-29T00:30:00Z", "2026-03-29T00:00:00+01:00", "2026-03-29"),
-            (PeriodKind::Week, "2026-03-05T12:00:00Z", "2026-03-02T00:00:00+01:00", "2026-W10"),
+            (
+                PeriodKind::Month,
+                "2026-03-31T23:30:00Z",
+                "2026-04-01T00:00:00+02:00",
+                "2026-04",
+            ),
+            (
+                PeriodKind::Month,
+                "2026-03-31T21:30:00Z",
+                "2026-03-01T00:00:00+01:00",
+                "2026-03",
+            ),
+            (
+                PeriodKind::Day,
+                "2026-03-29T00:30:00Z",
+                "2026-03-29T00:00:00+01:00",
+                "2026-03-29",
+            ),
+            (
+                PeriodKind::Week,
+                "2026-03-05T12:00:00Z",
+                "2026-03-02T00:00:00+01:00",
+                "2026-W10",
+            ),
             // 1 Jan 2027 is a Friday: ISO week 53 of 2026.
-            (PeriodKind::Week, "2027-01-01T12:00:00Z", "2026-12-28T00:00:00+01:00", "2026-W53"),
-            (PeriodKind::Quarter, "2026-05-17T12:00:00Z", "2026-04-01T00:00:00+02:00", "2026-Q2"),
-            (PeriodKind::Quarter, "2026-12-31T23:30:00Z", "2027-01-01T00:00:00+01:00", "2027-Q1"),
-            (PeriodKind::Year, "2026-07-01T00:00:00Z", "2026-01-01T00:00:00+01:00", "2026"),
+            (
+                PeriodKind::Week,
+                "2027-01-01T12:00:00Z",
+                "2026-12-28T00:00:00+01:00",
+                "2026-W53",
+            ),
+            (
+                PeriodKind::Quarter,
+                "2026-05-17T12:00:00Z",
+                "2026-04-01T00:00:00+02:00",
+                "2026-Q2",
+            ),
+            (
+                PeriodKind::Quarter,
+                "2026-12-31T23:30:00Z",
+                "2027-01-01T00:00:00+01:00",
+                "2027-Q1",
+            ),
+            (
+                PeriodKind::Year,
+                "2026-07-01T00:00:00Z",
+                "2026-01-01T00:00:00+01:00",
+                "2026",
+            ),
         ];
         for (kind, instant, start, label) in cases {
             let got = kind.start_of(utc(instant), berlin);
@@ -163,13 +214,23 @@ mod tests {
         let berlin: Tz = "Europe/Berlin".parse().expect("known zone");
         let day = PeriodKind::Day.start_of(utc("2026-03-29T10:00:00Z"), berlin);
         let next = PeriodKind::Day.next(day);
-        assert_eq!((next - day).num_hours(), 23, "the spring-forward day is 23 hours long");
+        assert_eq!(
+            (next - day).num_hours(),
+            23,
+            "the spring-forward day is 23 hours long"
+        );
         let autumn = PeriodKind::Day.start_of(utc("2026-10-25T10:00:00Z"), berlin);
         assert_eq!((PeriodKind::Day.next(autumn) - autumn).num_hours(), 25);
         let march = PeriodKind::Month.start_of(utc("2026-03-15T00:00:00Z"), berlin);
-        assert_eq!(PeriodKind::Month.next(march).to_rfc3339(), "2026-04-01T00:00:00+02:00");
+        assert_eq!(
+            PeriodKind::Month.next(march).to_rfc3339(),
+            "2026-04-01T00:00:00+02:00"
+        );
         let q4 = PeriodKind::Quarter.start_of(utc("2026-11-15T00:00:00Z"), berlin);
-        assert_eq!(PeriodKind::Quarter.next(q4).to_rfc3339(), "2027-01-01T00:00:00+01:00");
+        assert_eq!(
+            PeriodKind::Quarter.next(q4).to_rfc3339(),
+            "2027-01-01T00:00:00+01:00"
+        );
     }
 
     #[test]

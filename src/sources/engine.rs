@@ -27,7 +27,7 @@ use super::presets::{self, Preset, SyncWindow};
 use super::{PageRequest, SourceError};
 use crate::config::SourceConfig;
 use crate::measures;
-use crate::recompute::{self, input_row, Catalog};
+use crate::recompute::{self, Catalog, input_row};
 use crate::records::Record;
 use crate::store::Store;
 
@@ -139,7 +139,11 @@ pub struct Engine {
 impl Engine {
     /// An engine over the store, the shared client and the bound measures.
     pub fn new(store: Store, http: HttpClient, catalog: std::sync::Arc<Catalog>) -> Self {
-        Self { store, http, catalog }
+        Self {
+            store,
+            http,
+            catalog,
+        }
     }
 
     /// The bound measures.
@@ -149,14 +153,26 @@ impl Engine {
 
     /// Syncs every stream of `source`, then recomputes the periods it touched.
     /// A failing stream does not stop the others; the report says which failed.
-    pub async fn sync_source(&self, source: &SourceConfig, trigger: Trigger, cancel: &CancellationToken) -> Result<SourceReport, SourceError> {
+    pub async fn sync_source(
+        &self,
+        source: &SourceConfig,
+        trigger: Trigger,
+        cancel: &CancellationToken,
+    ) -> Result<SourceReport, SourceError> {
         let now = chrono::Utc::now().timestamp();
-        let run_id = self.store.start_run(&source.name, trigger.as_str(), now).await?;
+        let run_id = self
+            .store
+            .start_run(&source.name, trigger.as_str(), now)
+            .await?;
         let span = tracing::info_span!("sync", source = %source.name, sync_id = run_id);
-        let report = self.sync_streams(source, run_id, cancel).instrument(span.clone()).await;
-        let written = recompute::recompute_dirty(&self.store, &self.catalog, chrono::Utc::now().timestamp())
+        let report = self
+            .sync_streams(source, run_id, cancel)
             .instrument(span.clone())
             .await;
+        let written =
+            recompute::recompute_dirty(&self.store, &self.catalog, chrono::Utc::now().timestamp())
+                .instrument(span.clone())
+                .await;
         let (result, error) = match (&written, report.cancelled, report.is_success()) {
             (Err(error), _, _) => ("failed", Some(format!("recompute failed: {error}"))),
             (Ok(_), true, _) => ("cancelled", None),
@@ -165,7 +181,12 @@ impl Engine {
                 let failed: Vec<String> = report
                     .streams
                     .iter()
-                    .filter_map(|stream| stream.error.as_ref().map(|error| format!("{}: {error}", stream.stream)))
+                    .filter_map(|stream| {
+                        stream
+                            .error
+                            .as_ref()
+                            .map(|error| format!("{}: {error}", stream.stream))
+                    })
                     .collect();
                 ("failed", Some(failed.join("; ")))
             }
@@ -173,22 +194,42 @@ impl Engine {
         let records: u64 = report.streams.iter().map(|stream| stream.records).sum();
         let pages: u64 = report.streams.iter().map(|stream| stream.pages).sum();
         self.store
-            .finish_run(run_id, chrono::Utc::now().timestamp(), result, records as i64, pages as i64, error.as_deref())
+            .finish_run(
+                run_id,
+                chrono::Utc::now().timestamp(),
+                result,
+                records as i64,
+                pages as i64,
+                error.as_deref(),
+            )
             .await?;
         written?;
         Ok(report)
     }
 
-    async fn sync_streams(&self, source: &SourceConfig, run_id: i64, cancel: &CancellationToken) -> SourceReport {
+    async fn sync_streams(
+        &self,
+        source: &SourceConfig,
+        run_id: i64,
+        cancel: &CancellationToken,
+    ) -> SourceReport {
         let preset = presets::preset(source.kind);
-        let mut report = SourceReport { source: source.name.clone(), run_id, streams: Vec::new(), cancelled: false };
+        let mut report = SourceReport {
+            source: source.name.clone(),
+            run_id,
+            streams: Vec::new(),
+            cancelled: false,
+        };
         for stream in &source.streams {
             if cancel.is_cancelled() {
                 report.cancelled = true;
                 break;
             }
             let started = Instant::now();
-            let mut stream_report = StreamReport { stream: stream.clone(), ..StreamReport::default() };
+            let mut stream_report = StreamReport {
+                stream: stream.clone(),
+                ..StreamReport::default()
+            };
             let span = tracing::info_span!("stream", stream = %stream);
             let error = async {
                 let result = self.sync_stream(source, preset, stream, &mut stream_report, cancel).await;
@@ -250,14 +291,29 @@ impl Engine {
         let (sender, mut receiver) = tokio::sync::mpsc::channel(1);
         let fetcher = {
             let engine = self.clone();
-            let job = FetchJob { source: source.clone(), preset, auth, stream: stream.to_string() };
+            let job = FetchJob {
+                source: source.clone(),
+                preset,
+                auth,
+                stream: stream.to_string(),
+            };
             let token = fetch_cancel.clone();
-            tokio::spawn(async move { engine.fetch_batches(&job, Some(first), &token, sender).await }.instrument(tracing::Span::current()))
+            tokio::spawn(
+                async move {
+                    engine
+                        .fetch_batches(&job, Some(first), &token, sender)
+                        .await
+                }
+                .instrument(tracing::Span::current()),
+            )
         };
         let mut outcome = Ok(());
         while let Some(fetched) = receiver.recv().await {
             let result = match fetched {
-                Fetched::Batch(batch) => self.store_batch(source, stream, state.id, batch, report).await,
+                Fetched::Batch(batch) => {
+                    self.store_batch(source, stream, state.id, batch, report)
+                        .await
+                }
                 Fetched::Failed(error) => Err(error),
             };
             if let Err(error) = result {
@@ -269,20 +325,29 @@ impl Engine {
         drop(receiver);
         if let Err(error) = fetcher.await {
             tracing::error!(error = %error, "Fetch task ended abnormally");
-            outcome = outcome.and(Err(SourceError::Transient { detail: "the fetch task panicked".into() }));
+            outcome = outcome.and(Err(SourceError::Transient {
+                detail: "the fetch task panicked".into(),
+            }));
         }
         outcome
     }
 
     /// The fetch task: fetches batches in order and sends them, then a failure if any.
     /// Ends when the stream is complete, after a failure, or when the writer is gone.
-    async fn fetch_batches(&self, job: &FetchJob, mut next: Option<PageRequest>, cancel: &CancellationToken, sender: tokio::sync::mpsc::Sender<Fetched>) {
+    async fn fetch_batches(
+        &self,
+        job: &FetchJob,
+        mut next: Option<PageRequest>,
+        cancel: &CancellationToken,
+        sender: tokio::sync::mpsc::Sender<Fetched>,
+    ) {
         loop {
             let (batch, error) = self.fetch_batch(job, &mut next, cancel).await;
             if let Some(batch) = batch
-                && sender.send(Fetched::Batch(batch)).await.is_err() {
-                    return;
-                }
+                && sender.send(Fetched::Batch(batch)).await.is_err()
+            {
+                return;
+            }
             if let Some(error) = error {
                 let _ = sender.send(Fetched::Failed(error)).await;
                 return;
@@ -294,8 +359,18 @@ impl Engine {
     }
 
     /// Fetches pages until about [`BATCH_RECORDS`] records, the last page, or an error.
-    async fn fetch_batch(&self, job: &FetchJob, next: &mut Option<PageRequest>, cancel: &CancellationToken) -> (Option<Batch>, Option<SourceError>) {
-        let FetchJob { source, preset, auth, stream } = job;
+    async fn fetch_batch(
+        &self,
+        job: &FetchJob,
+        next: &mut Option<PageRequest>,
+        cancel: &CancellationToken,
+    ) -> (Option<Batch>, Option<SourceError>) {
+        let FetchJob {
+            source,
+            preset,
+            auth,
+            stream,
+        } = job;
         let tz = self.catalog.timezone();
         let bound = self.catalog.reading(&source.name, stream);
         let mut batch: Option<Batch> = None;
@@ -303,25 +378,57 @@ impl Engine {
             if cancel.is_cancelled() {
                 return (batch, Some(SourceError::Cancelled));
             }
-            let parse = |headers: &reqwest::header::HeaderMap, body: &[u8]| preset.parse_page(source, stream, &request, headers, body);
+            let parse = |headers: &reqwest::header::HeaderMap, body: &[u8]| {
+                preset.parse_page(source, stream, &request, headers, body)
+            };
             let page = match self.http.get(&request.url, auth, cancel, parse).await {
                 Ok(page) => page,
                 Err(error) => return (batch, Some(error)),
             };
-            if page.next.as_ref().is_some_and(|following| following.url == request.url) {
-                return (batch, Some(SourceError::RepeatedCursor { url: super::redact_url(&request.url) }));
+            if page
+                .next
+                .as_ref()
+                .is_some_and(|following| following.url == request.url)
+            {
+                return (
+                    batch,
+                    Some(SourceError::RepeatedCursor {
+                        url: super::redact_url(&request.url),
+                    }),
+                );
             }
-            let pending = batch.get_or_insert_with(|| Batch { records: Vec::new(), cursor: String::new(), pages: 0 });
+            let pending = batch.get_or_insert_with(|| Batch {
+                records: Vec::new(),
+                cursor: String::new(),
+                pages: 0,
+            });
             for fetched in page.records {
-                let mut prepared = PreparedRecord { key: fetched.key, raw: fetched.raw, contributions: Vec::new(), problem: None, problems: 0 };
+                let mut prepared = PreparedRecord {
+                    key: fetched.key,
+                    raw: fetched.raw,
+                    contributions: Vec::new(),
+                    problem: None,
+                    problems: 0,
+                };
                 for measure in &bound {
-                    let records = measure.records().expect("reading() returns record measures");
-                    match measures::contribution(records, measure.config.period, tz, &fetched.record) {
-                        Ok(Some(contribution)) => prepared.contributions.push((measure.id, contribution)),
+                    let records = measure
+                        .records()
+                        .expect("reading() returns record measures");
+                    match measures::contribution(
+                        records,
+                        measure.config.period,
+                        tz,
+                        &fetched.record,
+                    ) {
+                        Ok(Some(contribution)) => {
+                            prepared.contributions.push((measure.id, contribution))
+                        }
                         Ok(None) => {}
                         Err(problem) => {
                             prepared.problems += 1;
-                            prepared.problem.get_or_insert((measure.config.id.clone(), problem));
+                            prepared
+                                .problem
+                                .get_or_insert((measure.config.id.clone(), problem));
                         }
                     }
                 }
@@ -339,7 +446,14 @@ impl Engine {
 
     /// Stores one batch: records that are new or changed, their measure inputs (the old
     /// version's removed), the periods they touched, and the cursor, in one transaction.
-    async fn store_batch(&self, source: &SourceConfig, stream: &str, stream_id: i64, batch: Batch, report: &mut StreamReport) -> Result<(), SourceError> {
+    async fn store_batch(
+        &self,
+        source: &SourceConfig,
+        stream: &str,
+        stream_id: i64,
+        batch: Batch,
+        report: &mut StreamReport,
+    ) -> Result<(), SourceError> {
         let tz = self.catalog.timezone();
         let bound = self.catalog.reading(&source.name, stream);
         report.pages += batch.pages;
@@ -353,8 +467,12 @@ impl Engine {
         let keys: Vec<&str> = position.keys().copied().collect();
 
         let mut tx = self.store.begin().await?;
-        let existing: HashMap<String, crate::store::StoredRecord> =
-            tx.existing_records(stream_id, &keys).await?.into_iter().map(|stored| (stored.key.clone(), stored)).collect();
+        let existing: HashMap<String, crate::store::StoredRecord> = tx
+            .existing_records(stream_id, &keys)
+            .await?
+            .into_iter()
+            .map(|stored| (stored.key.clone(), stored))
+            .collect();
 
         let mut writes: Vec<(&str, &str)> = Vec::new();
         let mut contributions: Vec<(usize, i64, &measures::Contribution)> = Vec::new();
@@ -371,8 +489,12 @@ impl Engine {
                 // The record changed upstream: its old contribution leaves its old period.
                 if let Ok(old_record) = serde_json::from_str::<Record>(&old.data) {
                     for measure in &bound {
-                        let records = measure.records().expect("reading() returns record measures");
-                        if let Ok(Some(old_contribution)) = measures::contribution(records, measure.config.period, tz, &old_record) {
+                        let records = measure
+                            .records()
+                            .expect("reading() returns record measures");
+                        if let Ok(Some(old_contribution)) =
+                            measures::contribution(records, measure.config.period, tz, &old_record)
+                        {
                             removed.push((measure.id, old_contribution.period_start, old.id));
                             dirty.insert((measure.id, old_contribution.period_start));
                         }
@@ -392,16 +514,24 @@ impl Engine {
             writes.push((prepared.key.as_str(), prepared.raw.get()));
         }
 
-        let ids: HashMap<String, i64> = tx.upsert_records(stream_id, &writes).await?.into_iter().map(|(id, key)| (key, id)).collect();
+        let ids: HashMap<String, i64> = tx
+            .upsert_records(stream_id, &writes)
+            .await?
+            .into_iter()
+            .map(|(id, key)| (key, id))
+            .collect();
         let mut rows = Vec::with_capacity(contributions.len());
         for (write_index, measure_id, contribution) in &contributions {
             let key = writes[*write_index].0;
-            let record_id = *ids.get(key).ok_or_else(|| crate::store::StoreError::Corrupt(format!("no id returned for record {key}")))?;
+            let record_id = *ids.get(key).ok_or_else(|| {
+                crate::store::StoreError::Corrupt(format!("no id returned for record {key}"))
+            })?;
             rows.push(input_row(*measure_id, record_id, contribution));
         }
         tx.delete_inputs(&removed).await?;
         tx.upsert_inputs(&rows).await?;
-        tx.mark_dirty(&dirty.into_iter().collect::<Vec<_>>()).await?;
+        tx.mark_dirty(&dirty.into_iter().collect::<Vec<_>>())
+            .await?;
         tx.save_cursor(stream_id, Some(&batch.cursor)).await?;
         tx.commit().await?;
         report.changed += writes.len() as u64;

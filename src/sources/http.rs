@@ -8,11 +8,11 @@
 
 use std::time::Duration;
 
-use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, RETRY_AFTER};
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue, RETRY_AFTER};
 use reqwest::{StatusCode, Url};
 use tokio_util::sync::CancellationToken;
 
-use super::{redact_url, SourceError};
+use super::{SourceError, redact_url};
 use crate::secret::Secret;
 
 /// How requests authenticate.
@@ -75,7 +75,9 @@ impl RetryPolicy {
     /// The delay before retry number `attempt` (1-based): exponential with full jitter
     /// over the upper half, so concurrent clients spread out but never retry at once.
     pub fn backoff(&self, attempt: u32) -> Duration {
-        let exponential = self.base_delay.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+        let exponential = self
+            .base_delay
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
         let capped = exponential.min(self.max_delay);
         let half = capped / 2;
         half + half.mul_f64(fastrand::f64())
@@ -94,7 +96,10 @@ pub struct ParseError {
 impl ParseError {
     /// Classifies a serde_json error.
     pub fn from_json(error: &serde_json::Error) -> Self {
-        Self { truncated: error.is_eof(), detail: error.to_string() }
+        Self {
+            truncated: error.is_eof(),
+            detail: error.to_string(),
+        }
     }
 }
 
@@ -108,7 +113,10 @@ pub struct HttpClient {
 /// What one attempt ended with, before the retry decision.
 enum Attempt<T> {
     Done(T),
-    Retry { wait: Option<Duration>, error: SourceError },
+    Retry {
+        wait: Option<Duration>,
+        error: SourceError,
+    },
     Fail(SourceError),
 }
 
@@ -122,7 +130,9 @@ impl HttpClient {
             .timeout(policy.request_timeout)
             .redirect(reqwest::redirect::Policy::limited(5))
             .build()
-            .map_err(|error| SourceError::Transient { detail: format!("cannot build the HTTP client: {error}") })?;
+            .map_err(|error| SourceError::Transient {
+                detail: format!("cannot build the HTTP client: {error}"),
+            })?;
         Ok(Self { client, policy })
     }
 
@@ -149,9 +159,15 @@ impl HttpClient {
                 Attempt::Retry { wait, error } => (wait, error),
             };
             if attempt >= self.policy.max_attempts {
-                return Err(SourceError::RetriesExhausted { attempts: attempt, last: Box::new(error) });
+                return Err(SourceError::RetriesExhausted {
+                    attempts: attempt,
+                    last: Box::new(error),
+                });
             }
-            let delay = wait.map_or_else(|| self.policy.backoff(attempt), |wait| wait.min(self.policy.max_delay));
+            let delay = wait.map_or_else(
+                || self.policy.backoff(attempt),
+                |wait| wait.min(self.policy.max_delay),
+            );
             tracing::warn!(url = %redact_url(url), attempt, delay_ms = delay.as_millis() as u64, error = %error, "Request failed, retrying");
             tokio::select! {
                 biased;
@@ -162,7 +178,12 @@ impl HttpClient {
         }
     }
 
-    async fn attempt<T>(&self, url: &Url, auth: &Auth, parse: &impl Fn(&HeaderMap, &[u8]) -> Result<T, ParseError>) -> Attempt<T> {
+    async fn attempt<T>(
+        &self,
+        url: &Url,
+        auth: &Auth,
+        parse: &impl Fn(&HeaderMap, &[u8]) -> Result<T, ParseError>,
+    ) -> Attempt<T> {
         // A query-string key goes on the URL that is sent only; `url`, used in errors
         // and logs, never carries it.
         let mut sent_url = url.clone();
@@ -174,16 +195,27 @@ impl HttpClient {
             Auth::Bearer(token) => {
                 let mut value = match HeaderValue::from_str(&format!("Bearer {}", token.expose())) {
                     Ok(value) => value,
-                    Err(_) => return Attempt::Fail(SourceError::Unauthorized { message: "the token contains characters not allowed in an HTTP header".into() }),
+                    Err(_) => {
+                        return Attempt::Fail(SourceError::Unauthorized {
+                            message: "the token contains characters not allowed in an HTTP header"
+                                .into(),
+                        });
+                    }
                 };
                 value.set_sensitive(true);
                 request = request.header(AUTHORIZATION, value);
             }
             // reqwest marks the header it builds as sensitive, so it is never logged.
-            Auth::Basic { username, password } => request = request.basic_auth(username.expose(), Some(password.expose())),
+            Auth::Basic { username, password } => {
+                request = request.basic_auth(username.expose(), Some(password.expose()))
+            }
             Auth::Header { name, value } => {
                 let Ok(mut value) = HeaderValue::from_str(value.expose()) else {
-                    return Attempt::Fail(SourceError::Unauthorized { message: format!("the {name} key contains characters not allowed in an HTTP header") });
+                    return Attempt::Fail(SourceError::Unauthorized {
+                        message: format!(
+                            "the {name} key contains characters not allowed in an HTTP header"
+                        ),
+                    });
                 };
                 value.set_sensitive(true);
                 request = request.header(*name, value);
@@ -194,7 +226,9 @@ impl HttpClient {
         let response = match request.send().await {
             Ok(response) => response,
             Err(error) => {
-                let error = SourceError::Transient { detail: describe_reqwest_error(&error) };
+                let error = SourceError::Transient {
+                    detail: describe_reqwest_error(&error),
+                };
                 return Attempt::Retry { wait: None, error };
             }
         };
@@ -203,8 +237,14 @@ impl HttpClient {
         let body = match response.bytes().await {
             Ok(body) => body,
             Err(error) => {
-                let detail = format!("response body broken off: {}", describe_reqwest_error(&error));
-                return Attempt::Retry { wait: None, error: SourceError::Transient { detail } };
+                let detail = format!(
+                    "response body broken off: {}",
+                    describe_reqwest_error(&error)
+                );
+                return Attempt::Retry {
+                    wait: None,
+                    error: SourceError::Transient { detail },
+                };
             }
         };
         if status.is_success() {
@@ -212,9 +252,15 @@ impl HttpClient {
                 Ok(value) => Attempt::Done(value),
                 Err(error) if error.truncated => Attempt::Retry {
                     wait: None,
-                    error: SourceError::Malformed { url: redact_url(url), detail: format!("truncated body: {}", error.detail) },
+                    error: SourceError::Malformed {
+                        url: redact_url(url),
+                        detail: format!("truncated body: {}", error.detail),
+                    },
                 },
-                Err(error) => Attempt::Fail(SourceError::Malformed { url: redact_url(url), detail: error.detail }),
+                Err(error) => Attempt::Fail(SourceError::Malformed {
+                    url: redact_url(url),
+                    detail: error.detail,
+                }),
             };
         }
         classify_failure(url, status, &headers, &body)
@@ -231,23 +277,45 @@ async fn grace_after(cancel: &CancellationToken) {
 }
 
 /// Turns a non-2xx response into a retry or a failure.
-fn classify_failure<T>(url: &Url, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Attempt<T> {
+fn classify_failure<T>(
+    url: &Url,
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Attempt<T> {
     let message = api_error_message(body);
     // Stripe says explicitly whether a retry can succeed:
     // https://docs.stripe.com/error-low-level#idempotency ("Stripe-Should-Retry").
-    let should_retry = headers.get("stripe-should-retry").and_then(|value| value.to_str().ok());
+    let should_retry = headers
+        .get("stripe-should-retry")
+        .and_then(|value| value.to_str().ok());
     if status == StatusCode::TOO_MANY_REQUESTS {
         let wait = retry_after(headers);
-        return Attempt::Retry { wait, error: SourceError::RateLimited { retry_after: wait } };
+        return Attempt::Retry {
+            wait,
+            error: SourceError::RateLimited { retry_after: wait },
+        };
     }
     if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-        return Attempt::Fail(SourceError::Unauthorized { message: format!("HTTP {}: {message}", status.as_u16()) });
+        return Attempt::Fail(SourceError::Unauthorized {
+            message: format!("HTTP {}: {message}", status.as_u16()),
+        });
     }
-    let error = SourceError::Http { status: status.as_u16(), url: redact_url(url), message };
+    let error = SourceError::Http {
+        status: status.as_u16(),
+        url: redact_url(url),
+        message,
+    };
     match should_retry {
         Some("false") => Attempt::Fail(error),
-        Some("true") => Attempt::Retry { wait: retry_after(headers), error },
-        _ if status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT => Attempt::Retry { wait: retry_after(headers), error },
+        Some("true") => Attempt::Retry {
+            wait: retry_after(headers),
+            error,
+        },
+        _ if status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT => Attempt::Retry {
+            wait: retry_after(headers),
+            error,
+        },
         _ => Attempt::Fail(error),
     }
 }
@@ -269,11 +337,24 @@ fn api_error_message(body: &[u8]) -> String {
     let parsed: Option<serde_json::Value> = serde_json::from_slice(body).ok();
     let message = parsed.as_ref().and_then(|value| {
         // Stripe: error.message; Zendesk: error; Shopify: errors; OAuth: error_description.
-        let candidates = [value.pointer("/error/message"), value.pointer("/message"), value.pointer("/error_description"), value.pointer("/error"), value.pointer("/errors")];
-        candidates.into_iter().flatten().find_map(|found| found.as_str().map(str::to_string))
+        let candidates = [
+            value.pointer("/error/message"),
+            value.pointer("/message"),
+            value.pointer("/error_description"),
+            value.pointer("/error"),
+            value.pointer("/errors"),
+        ];
+        candidates
+            .into_iter()
+            .flatten()
+            .find_map(|found| found.as_str().map(str::to_string))
     });
     let text = message.unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_string());
-    let text = if text.is_empty() { "(empty body)".to_string() } else { text };
+    let text = if text.is_empty() {
+        "(empty body)".to_string()
+    } else {
+        text
+    };
     text.chars().take(300).collect()
 }
 
@@ -304,12 +385,21 @@ mod tests {
 
     #[test]
     fn backoff_grows_is_jittered_and_capped() {
-        let policy = RetryPolicy { base_delay: Duration::from_millis(100), max_delay: Duration::from_secs(2), ..RetryPolicy::default() };
+        let policy = RetryPolicy {
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(2),
+            ..RetryPolicy::default()
+        };
         for attempt in 1..=10 {
-            let ceiling = (Duration::from_millis(100) * 2u32.pow(attempt - 1)).min(Duration::from_secs(2));
+            let ceiling =
+                (Duration::from_millis(100) * 2u32.pow(attempt - 1)).min(Duration::from_secs(2));
             for _ in 0..50 {
                 let delay = policy.backoff(attempt);
-                assert!(delay >= ceiling / 2 && delay <= ceiling, "attempt {attempt}: {delay:?} not in [{:?}, {ceiling:?}]", ceiling / 2);
+                assert!(
+                    delay >= ceiling / 2 && delay <= ceiling,
+                    "attempt {attempt}: {delay:?} not in [{:?}, {ceiling:?}]",
+                    ceiling / 2
+                );
             }
         }
     }
@@ -319,15 +409,27 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(RETRY_AFTER, HeaderValue::from_static("7"));
         assert_eq!(retry_after(&headers), Some(Duration::from_secs(7)));
-        headers.insert(RETRY_AFTER, HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
-        assert_eq!(retry_after(&headers), Some(Duration::ZERO), "a date in the past means now");
+        headers.insert(
+            RETRY_AFTER,
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
+        assert_eq!(
+            retry_after(&headers),
+            Some(Duration::ZERO),
+            "a date in the past means now"
+        );
         headers.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&headers), None);
     }
 
     #[test]
     fn api_error_messages() {
-        assert_eq!(api_error_message(br#"{"error":{"message":"Invalid API Key provided: sk_test_****1234"}}"#), "Invalid API Key provided: sk_test_****1234");
+        assert_eq!(
+            api_error_message(
+                br#"{"error":{"message":"Invalid API Key provided: sk_test_****1234"}}"#
+            ),
+            "Invalid API Key provided: sk_test_****1234"
+        );
         assert_eq!(api_error_message(b"Bad Gateway"), "Bad Gateway");
         assert_eq!(api_error_message(b""), "(empty body)");
     }

@@ -131,7 +131,10 @@ pub struct Page {
 }
 
 /// Parses API objects into records with their keys; an object without a key is malformed.
-pub fn fetched_records(objects: &[&RawValue], key_fields: &[&str]) -> Result<Vec<FetchedRecord>, ParseError> {
+pub fn fetched_records(
+    objects: &[&RawValue],
+    key_fields: &[&str],
+) -> Result<Vec<FetchedRecord>, ParseError> {
     objects
         .iter()
         .enumerate()
@@ -142,9 +145,16 @@ pub fn fetched_records(objects: &[&RawValue], key_fields: &[&str]) -> Result<Vec
             })?;
             let key = records::primary_key(&record, key_fields).ok_or_else(|| ParseError {
                 truncated: false,
-                detail: format!("item {index} has no usable primary key ({})", key_fields.join(", ")),
+                detail: format!(
+                    "item {index} has no usable primary key ({})",
+                    key_fields.join(", ")
+                ),
             })?;
-            Ok(FetchedRecord { key, raw: (*raw).to_owned(), record })
+            Ok(FetchedRecord {
+                key,
+                raw: (*raw).to_owned(),
+                record,
+            })
         })
         .collect()
 }
@@ -161,7 +171,14 @@ pub fn redact_url(url: &reqwest::Url) -> String {
         .map(|(name, value)| {
             let lower = name.to_ascii_lowercase();
             let hidden = SECRET_PARAMS.iter().any(|secret| lower.contains(secret));
-            (name.into_owned(), if hidden { "***".to_string() } else { value.into_owned() })
+            (
+                name.into_owned(),
+                if hidden {
+                    "***".to_string()
+                } else {
+                    value.into_owned()
+                },
+            )
         })
         .collect();
     if !pairs.is_empty() {
@@ -176,8 +193,14 @@ mod tests {
 
     #[test]
     fn redact_url_hides_credential_parameters() {
-        let url = reqwest::Url::parse("https://m.example.com/webservice/rest/server.php?wstoken=abc&wsfunction=f&limit=100").expect("valid");
-        assert_eq!(redact_url(&url), "https://m.example.com/webservice/rest/server.php?wstoken=***&wsfunction=f&limit=100");
+        let url = reqwest::Url::parse(
+            "https://m.example.com/webservice/rest/server.php?wstoken=abc&wsfunction=f&limit=100",
+        )
+        .expect("valid");
+        assert_eq!(
+            redact_url(&url),
+            "https://m.example.com/webservice/rest/server.php?wstoken=***&wsfunction=f&limit=100"
+        );
         let url = reqwest::Url::parse("https://user:pw@example.com/x").expect("valid");
         assert!(!redact_url(&url).contains("pw"));
     }

@@ -192,7 +192,9 @@ impl Store {
         } as i64;
         let sql = "SELECT COUNT(*) FROM _sqlx_migrations WHERE success";
         let applied: Result<i64, sqlx::Error> =
-            dispatch!(&self.pool, |pool| sqlx::query_scalar(sql).fetch_one(pool).await);
+            dispatch!(&self.pool, |pool| sqlx::query_scalar(sql)
+                .fetch_one(pool)
+                .await);
         applied.is_ok_and(|applied| applied >= expected)
     }
 
@@ -211,12 +213,24 @@ impl Store {
     }
 
     /// The saved state of a stream, creating its row on first use.
-    pub async fn stream_state(&self, source: &str, stream: &str) -> Result<StreamState, StoreError> {
+    pub async fn stream_state(
+        &self,
+        source: &str,
+        stream: &str,
+    ) -> Result<StreamState, StoreError> {
         let insert = "INSERT INTO streams (source, stream) VALUES ($1, $2) ON CONFLICT (source, stream) DO NOTHING";
         let select = "SELECT id, cursor, last_sync_at, last_success_at, last_error FROM streams WHERE source = $1 AND stream = $2";
         dispatch!(&self.pool, |pool| {
-            sqlx::query(insert).bind(source).bind(stream).execute(pool).await?;
-            let row = sqlx::query(select).bind(source).bind(stream).fetch_one(pool).await?;
+            sqlx::query(insert)
+                .bind(source)
+                .bind(stream)
+                .execute(pool)
+                .await?;
+            let row = sqlx::query(select)
+                .bind(source)
+                .bind(stream)
+                .fetch_one(pool)
+                .await?;
             Ok(StreamState {
                 id: row.try_get(0)?,
                 cursor: row.try_get(1)?,
@@ -251,11 +265,21 @@ impl Store {
     }
 
     /// Records the end of a stream's sync (success clears the error).
-    pub async fn finish_stream_sync(&self, stream_id: i64, now: i64, error: Option<&str>) -> Result<(), StoreError> {
+    pub async fn finish_stream_sync(
+        &self,
+        stream_id: i64,
+        now: i64,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
         let sql = "UPDATE streams SET last_sync_at = $1, last_error = $2, \
                    last_success_at = CASE WHEN $2 IS NULL THEN $1 ELSE last_success_at END WHERE id = $3";
         dispatch!(&self.pool, |pool| {
-            sqlx::query(sql).bind(now).bind(error).bind(stream_id).execute(pool).await?;
+            sqlx::query(sql)
+                .bind(now)
+                .bind(error)
+                .bind(stream_id)
+                .execute(pool)
+                .await?;
         });
         Ok(())
     }
@@ -263,27 +287,50 @@ impl Store {
     /// Number of stored records of a stream.
     pub async fn record_count(&self, stream_id: i64) -> Result<i64, StoreError> {
         let sql = "SELECT COUNT(*) FROM records WHERE stream_id = $1";
-        Ok(dispatch!(&self.pool, |pool| sqlx::query_scalar(sql).bind(stream_id).fetch_one(pool).await?))
+        Ok(dispatch!(&self.pool, |pool| sqlx::query_scalar(sql)
+            .bind(stream_id)
+            .fetch_one(pool)
+            .await?))
     }
 
     /// Records of a stream with ids above `after_id`, in id order, at most `limit`.
-    pub async fn records_after(&self, stream_id: i64, after_id: i64, limit: i64) -> Result<Vec<StoredRecord>, StoreError> {
+    pub async fn records_after(
+        &self,
+        stream_id: i64,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredRecord>, StoreError> {
         // The unary `+` keeps SQLite from using the (stream_id, key) index here: with it,
         // every batch would read and sort the whole stream (quadratic over a rebuild);
         // without it, SQLite walks the rowid range in order. PostgreSQL reads it as the
         // same column and plans it on the primary key.
         let sql = "SELECT id, key, data FROM records WHERE +stream_id = $1 AND id > $2 ORDER BY id LIMIT $3";
         dispatch!(&self.pool, |pool| {
-            let rows = sqlx::query(sql).bind(stream_id).bind(after_id).bind(limit).fetch_all(pool).await?;
+            let rows = sqlx::query(sql)
+                .bind(stream_id)
+                .bind(after_id)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?;
             rows.iter()
-                .map(|row| Ok(StoredRecord { id: row.try_get(0)?, key: row.try_get(1)?, data: row.try_get(2)? }))
+                .map(|row| {
+                    Ok(StoredRecord {
+                        id: row.try_get(0)?,
+                        key: row.try_get(1)?,
+                        data: row.try_get(2)?,
+                    })
+                })
                 .collect()
         })
     }
 
     /// Registers the configured measures: returns each measure's storage id and whether
     /// its definition changed since the inputs were computed (new measures count as changed).
-    pub async fn register_measure(&self, name: &str, definition: &str) -> Result<(i64, bool), StoreError> {
+    pub async fn register_measure(
+        &self,
+        name: &str,
+        definition: &str,
+    ) -> Result<(i64, bool), StoreError> {
         let select = "SELECT id, definition FROM measures WHERE name = $1";
         let insert = "INSERT INTO measures (name, definition) VALUES ($1, $2) RETURNING id";
         dispatch!(&self.pool, |pool| {
@@ -295,7 +342,11 @@ impl Store {
                     Ok((id, stored != definition))
                 }
                 None => {
-                    let id: i64 = sqlx::query_scalar(insert).bind(name).bind(definition).fetch_one(pool).await?;
+                    let id: i64 = sqlx::query_scalar(insert)
+                        .bind(name)
+                        .bind(definition)
+                        .fetch_one(pool)
+                        .await?;
                     Ok((id, true))
                 }
             }
@@ -304,37 +355,83 @@ impl Store {
 
     /// The periods with a stored value for a measure, ascending.
     pub async fn value_periods(&self, measure_id: i64) -> Result<Vec<i64>, StoreError> {
-        let sql = "SELECT period_start FROM measure_values WHERE measure_id = $1 ORDER BY period_start";
-        Ok(dispatch!(&self.pool, |pool| sqlx::query_scalar(sql).bind(measure_id).fetch_all(pool).await?))
+        let sql =
+            "SELECT period_start FROM measure_values WHERE measure_id = $1 ORDER BY period_start";
+        Ok(dispatch!(&self.pool, |pool| sqlx::query_scalar(sql)
+            .bind(measure_id)
+            .fetch_all(pool)
+            .await?))
     }
 
     /// A measure's stored values with `from <= period_start < to`, ascending.
-    pub async fn values(&self, measure_id: i64, from: i64, to: i64) -> Result<Vec<(i64, Option<f64>)>, StoreError> {
+    pub async fn values(
+        &self,
+        measure_id: i64,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(i64, Option<f64>)>, StoreError> {
         let sql = "SELECT period_start, value FROM measure_values \
                    WHERE measure_id = $1 AND period_start >= $2 AND period_start < $3 ORDER BY period_start";
         dispatch!(&self.pool, |pool| {
-            let rows = sqlx::query(sql).bind(measure_id).bind(from).bind(to).fetch_all(pool).await?;
-            rows.iter().map(|row| Ok((row.try_get(0)?, row.try_get(1)?))).collect()
+            let rows = sqlx::query(sql)
+                .bind(measure_id)
+                .bind(from)
+                .bind(to)
+                .fetch_all(pool)
+                .await?;
+            rows.iter()
+                .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+                .collect()
         })
     }
 
     /// The first period with a stored value of a measure.
     pub async fn first_value_period(&self, measure_id: i64) -> Result<Option<i64>, StoreError> {
         let sql = "SELECT MIN(period_start) FROM measure_values WHERE measure_id = $1";
-        Ok(dispatch!(&self.pool, |pool| sqlx::query_scalar(sql).bind(measure_id).fetch_one(pool).await?))
+        Ok(dispatch!(&self.pool, |pool| sqlx::query_scalar(sql)
+            .bind(measure_id)
+            .fetch_one(pool)
+            .await?))
     }
 
     /// Starts a sync run row; returns its id.
-    pub async fn start_run(&self, source: &str, trigger: &str, now: i64) -> Result<i64, StoreError> {
-        let sql = "INSERT INTO sync_runs (source, trigger, started_at) VALUES ($1, $2, $3) RETURNING id";
-        Ok(dispatch!(&self.pool, |pool| sqlx::query_scalar(sql).bind(source).bind(trigger).bind(now).fetch_one(pool).await?))
+    pub async fn start_run(
+        &self,
+        source: &str,
+        trigger: &str,
+        now: i64,
+    ) -> Result<i64, StoreError> {
+        let sql =
+            "INSERT INTO sync_runs (source, trigger, started_at) VALUES ($1, $2, $3) RETURNING id";
+        Ok(dispatch!(&self.pool, |pool| sqlx::query_scalar(sql)
+            .bind(source)
+            .bind(trigger)
+            .bind(now)
+            .fetch_one(pool)
+            .await?))
     }
 
     /// Finishes a sync run row.
-    pub async fn finish_run(&self, run_id: i64, now: i64, result: &str, records: i64, pages: i64, error: Option<&str>) -> Result<(), StoreError> {
+    pub async fn finish_run(
+        &self,
+        run_id: i64,
+        now: i64,
+        result: &str,
+        records: i64,
+        pages: i64,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
         let sql = "UPDATE sync_runs SET finished_at = $1, result = $2, records = $3, pages = $4, error = $5 WHERE id = $6";
         dispatch!(&self.pool, |pool| {
-            sqlx::query(sql).bind(now).bind(result).bind(records).bind(pages).bind(error).bind(run_id).execute(pool).await?;
+            sqlx::query(sql)
+                .bind(now)
+                .bind(result)
+                .bind(records)
+                .bind(pages)
+                .bind(error)
+                .bind(run_id)
+                .execute(pool)
+                .await?;
         });
         Ok(())
     }
@@ -367,7 +464,11 @@ impl Store {
     pub async fn close_abandoned_runs(&self, now: i64) -> Result<u64, StoreError> {
         let sql = "UPDATE sync_runs SET finished_at = $1, result = 'failed', error = 'interrupted: the process stopped during this sync' \
                    WHERE result IS NULL";
-        Ok(dispatch!(&self.pool, |pool| sqlx::query(sql).bind(now).execute(pool).await?.rows_affected()))
+        Ok(dispatch!(&self.pool, |pool| sqlx::query(sql)
+            .bind(now)
+            .execute(pool)
+            .await?
+            .rows_affected()))
     }
 }
 
@@ -379,11 +480,16 @@ impl Tx {
     }
 
     /// The stored versions of the records with these keys (those that exist).
-    pub async fn existing_records(&mut self, stream_id: i64, keys: &[&str]) -> Result<Vec<StoredRecord>, StoreError> {
+    pub async fn existing_records(
+        &mut self,
+        stream_id: i64,
+        keys: &[&str],
+    ) -> Result<Vec<StoredRecord>, StoreError> {
         let mut found = Vec::new();
         for chunk in keys.chunks(ROWS_PER_STATEMENT) {
             dispatch!(&mut self.tx, |tx| {
-                let mut query = QueryBuilder::new("SELECT id, key, data FROM records WHERE stream_id = ");
+                let mut query =
+                    QueryBuilder::new("SELECT id, key, data FROM records WHERE stream_id = ");
                 query.push_bind(stream_id).push(" AND key IN (");
                 let mut list = query.separated(", ");
                 for key in chunk {
@@ -391,7 +497,11 @@ impl Tx {
                 }
                 query.push(")");
                 for row in query.build().fetch_all(&mut **tx).await? {
-                    found.push(StoredRecord { id: row.try_get(0)?, key: row.try_get(1)?, data: row.try_get(2)? });
+                    found.push(StoredRecord {
+                        id: row.try_get(0)?,
+                        key: row.try_get(1)?,
+                        data: row.try_get(2)?,
+                    });
                 }
             });
         }
@@ -399,7 +509,11 @@ impl Tx {
     }
 
     /// Inserts or replaces records by (stream, key); returns (id, key) of each.
-    pub async fn upsert_records(&mut self, stream_id: i64, records: &[(&str, &str)]) -> Result<Vec<(i64, String)>, StoreError> {
+    pub async fn upsert_records(
+        &mut self,
+        stream_id: i64,
+        records: &[(&str, &str)],
+    ) -> Result<Vec<(i64, String)>, StoreError> {
         let mut ids = Vec::with_capacity(records.len());
         for chunk in records.chunks(ROWS_PER_STATEMENT) {
             dispatch!(&mut self.tx, |tx| {
@@ -419,7 +533,10 @@ impl Tx {
     /// Deletes records by id, with their measure inputs.
     pub async fn delete_records(&mut self, record_ids: &[i64]) -> Result<(), StoreError> {
         for chunk in record_ids.chunks(ROWS_PER_STATEMENT) {
-            for table_sql in ["DELETE FROM measure_inputs WHERE record_id IN (", "DELETE FROM records WHERE id IN ("] {
+            for table_sql in [
+                "DELETE FROM measure_inputs WHERE record_id IN (",
+                "DELETE FROM records WHERE id IN (",
+            ] {
                 dispatch!(&mut self.tx, |tx| {
                     let mut query = QueryBuilder::new(table_sql);
                     let mut list = query.separated(", ");
@@ -439,7 +556,12 @@ impl Tx {
         let sql = "DELETE FROM measure_inputs WHERE measure_id = $1 AND period_start = $2 AND record_id = $3";
         for (measure_id, period_start, record_id) in keys {
             dispatch!(&mut self.tx, |tx| {
-                sqlx::query(sql).bind(measure_id).bind(period_start).bind(record_id).execute(&mut **tx).await?;
+                sqlx::query(sql)
+                    .bind(measure_id)
+                    .bind(period_start)
+                    .bind(record_id)
+                    .execute(&mut **tx)
+                    .await?;
             });
         }
         Ok(())
@@ -462,10 +584,18 @@ impl Tx {
     }
 
     /// Records the definition the stored inputs of a measure were computed with.
-    pub async fn set_definition(&mut self, measure_id: i64, definition: &str) -> Result<(), StoreError> {
+    pub async fn set_definition(
+        &mut self,
+        measure_id: i64,
+        definition: &str,
+    ) -> Result<(), StoreError> {
         let sql = "UPDATE measures SET definition = $1 WHERE id = $2";
         dispatch!(&mut self.tx, |tx| {
-            sqlx::query(sql).bind(definition).bind(measure_id).execute(&mut **tx).await?;
+            sqlx::query(sql)
+                .bind(definition)
+                .bind(measure_id)
+                .execute(&mut **tx)
+                .await?;
         });
         Ok(())
     }
@@ -474,7 +604,9 @@ impl Tx {
     pub async fn upsert_inputs(&mut self, rows: &[InputRow]) -> Result<(), StoreError> {
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
             dispatch!(&mut self.tx, |tx| {
-                let mut query = QueryBuilder::new("INSERT INTO measure_inputs (measure_id, period_start, record_id, event_time, num, txt) ");
+                let mut query = QueryBuilder::new(
+                    "INSERT INTO measure_inputs (measure_id, period_start, record_id, event_time, num, txt) ",
+                );
                 query.push_values(chunk, |mut row, input| {
                     row.push_bind(input.measure_id)
                         .push_bind(input.period_start)
@@ -497,7 +629,8 @@ impl Tx {
     pub async fn mark_dirty(&mut self, periods: &[(i64, i64)]) -> Result<(), StoreError> {
         for chunk in periods.chunks(ROWS_PER_STATEMENT) {
             dispatch!(&mut self.tx, |tx| {
-                let mut query = QueryBuilder::new("INSERT INTO dirty_periods (measure_id, period_start) ");
+                let mut query =
+                    QueryBuilder::new("INSERT INTO dirty_periods (measure_id, period_start) ");
                 query.push_values(chunk, |mut row, (measure_id, period_start)| {
                     row.push_bind(*measure_id).push_bind(*period_start);
                 });
@@ -509,21 +642,38 @@ impl Tx {
     }
 
     /// Saves a stream's cursor (in the transaction of the records it follows).
-    pub async fn save_cursor(&mut self, stream_id: i64, cursor: Option<&str>) -> Result<(), StoreError> {
+    pub async fn save_cursor(
+        &mut self,
+        stream_id: i64,
+        cursor: Option<&str>,
+    ) -> Result<(), StoreError> {
         let sql = "UPDATE streams SET cursor = $1 WHERE id = $2";
         dispatch!(&mut self.tx, |tx| {
-            sqlx::query(sql).bind(cursor).bind(stream_id).execute(&mut **tx).await?;
+            sqlx::query(sql)
+                .bind(cursor)
+                .bind(stream_id)
+                .execute(&mut **tx)
+                .await?;
         });
         Ok(())
     }
 
     /// Writes measure values and clears the dirty marks they answer.
-    pub async fn write_values(&mut self, values: &[(i64, i64, Option<f64>)], now: i64) -> Result<(), StoreError> {
+    pub async fn write_values(
+        &mut self,
+        values: &[(i64, i64, Option<f64>)],
+        now: i64,
+    ) -> Result<(), StoreError> {
         for chunk in values.chunks(ROWS_PER_STATEMENT) {
             dispatch!(&mut self.tx, |tx| {
-                let mut query = QueryBuilder::new("INSERT INTO measure_values (measure_id, period_start, value, updated_at) ");
+                let mut query = QueryBuilder::new(
+                    "INSERT INTO measure_values (measure_id, period_start, value, updated_at) ",
+                );
                 query.push_values(chunk, |mut row, (measure_id, period_start, value)| {
-                    row.push_bind(*measure_id).push_bind(*period_start).push_bind(*value).push_bind(now);
+                    row.push_bind(*measure_id)
+                        .push_bind(*period_start)
+                        .push_bind(*value)
+                        .push_bind(now);
                 });
                 query.push(
                     " ON CONFLICT (measure_id, period_start) DO UPDATE \
@@ -540,7 +690,11 @@ impl Tx {
         let sql = "DELETE FROM dirty_periods WHERE measure_id = $1 AND period_start = $2";
         for (measure_id, period_start) in periods {
             dispatch!(&mut self.tx, |tx| {
-                sqlx::query(sql).bind(measure_id).bind(period_start).execute(&mut **tx).await?;
+                sqlx::query(sql)
+                    .bind(measure_id)
+                    .bind(period_start)
+                    .execute(&mut **tx)
+                    .await?;
             });
         }
         Ok(())
@@ -548,31 +702,61 @@ impl Tx {
 
     /// All dirty (measure, period) pairs.
     pub async fn dirty_periods(&mut self) -> Result<Vec<(i64, i64)>, StoreError> {
-        let sql = "SELECT measure_id, period_start FROM dirty_periods ORDER BY measure_id, period_start";
+        let sql =
+            "SELECT measure_id, period_start FROM dirty_periods ORDER BY measure_id, period_start";
         dispatch!(&mut self.tx, |tx| {
             let rows = sqlx::query(sql).fetch_all(&mut **tx).await?;
-            rows.iter().map(|row| Ok((row.try_get(0)?, row.try_get(1)?))).collect()
+            rows.iter()
+                .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+                .collect()
         })
     }
 
     /// Aggregates one period of a measure's inputs in SQL. `None` when it has no inputs
     /// (and the aggregate is not a count).
-    pub async fn aggregate_inputs(&mut self, measure_id: i64, period_start: i64, aggregate: SqlAggregate) -> Result<Option<f64>, StoreError> {
+    pub async fn aggregate_inputs(
+        &mut self,
+        measure_id: i64,
+        period_start: i64,
+        aggregate: SqlAggregate,
+    ) -> Result<Option<f64>, StoreError> {
         let sql = match aggregate {
-            SqlAggregate::Count => "SELECT CAST(COUNT(*) AS DOUBLE PRECISION) FROM measure_inputs WHERE measure_id = $1 AND period_start = $2",
-            SqlAggregate::Sum => "SELECT SUM(num) FROM measure_inputs WHERE measure_id = $1 AND period_start = $2",
-            SqlAggregate::Avg => "SELECT AVG(num) FROM measure_inputs WHERE measure_id = $1 AND period_start = $2",
-            SqlAggregate::Min => "SELECT MIN(num) FROM measure_inputs WHERE measure_id = $1 AND period_start = $2",
-            SqlAggregate::Max => "SELECT MAX(num) FROM measure_inputs WHERE measure_id = $1 AND period_start = $2",
+            SqlAggregate::Count => {
+                "SELECT CAST(COUNT(*) AS DOUBLE PRECISION) FROM measure_inputs WHERE measure_id = $1 AND period_start = $2"
+            }
+            SqlAggregate::Sum => {
+                "SELECT SUM(num) FROM measure_inputs WHERE measure_id = $1 AND period_start = $2"
+            }
+            SqlAggregate::Avg => {
+                "SELECT AVG(num) FROM measure_inputs WHERE measure_id = $1 AND period_start = $2"
+            }
+            SqlAggregate::Min => {
+                "SELECT MIN(num) FROM measure_inputs WHERE measure_id = $1 AND period_start = $2"
+            }
+            SqlAggregate::Max => {
+                "SELECT MAX(num) FROM measure_inputs WHERE measure_id = $1 AND period_start = $2"
+            }
         };
-        Ok(dispatch!(&mut self.tx, |tx| sqlx::query_scalar(sql).bind(measure_id).bind(period_start).fetch_one(&mut **tx).await?))
+        Ok(dispatch!(&mut self.tx, |tx| sqlx::query_scalar(sql)
+            .bind(measure_id)
+            .bind(period_start)
+            .fetch_one(&mut **tx)
+            .await?))
     }
 
     /// Every input of one measure period.
-    pub async fn period_inputs(&mut self, measure_id: i64, period_start: i64) -> Result<Vec<InputRow>, StoreError> {
+    pub async fn period_inputs(
+        &mut self,
+        measure_id: i64,
+        period_start: i64,
+    ) -> Result<Vec<InputRow>, StoreError> {
         let sql = "SELECT record_id, event_time, num, txt FROM measure_inputs WHERE measure_id = $1 AND period_start = $2";
         dispatch!(&mut self.tx, |tx| {
-            let rows = sqlx::query(sql).bind(measure_id).bind(period_start).fetch_all(&mut **tx).await?;
+            let rows = sqlx::query(sql)
+                .bind(measure_id)
+                .bind(period_start)
+                .fetch_all(&mut **tx)
+                .await?;
             rows.iter()
                 .map(|row| {
                     Ok(InputRow {
@@ -589,15 +773,26 @@ impl Tx {
     }
 
     /// A measure's stored value for one period: `None` when no row exists.
-    pub async fn value_at(&mut self, measure_id: i64, period_start: i64) -> Result<Option<Option<f64>>, StoreError> {
+    pub async fn value_at(
+        &mut self,
+        measure_id: i64,
+        period_start: i64,
+    ) -> Result<Option<Option<f64>>, StoreError> {
         let sql = "SELECT value FROM measure_values WHERE measure_id = $1 AND period_start = $2";
-        Ok(dispatch!(&mut self.tx, |tx| sqlx::query_scalar(sql).bind(measure_id).bind(period_start).fetch_optional(&mut **tx).await?))
+        Ok(dispatch!(&mut self.tx, |tx| sqlx::query_scalar(sql)
+            .bind(measure_id)
+            .bind(period_start)
+            .fetch_optional(&mut **tx)
+            .await?))
     }
 
     /// Every period that has inputs for a measure.
     pub async fn input_periods(&mut self, measure_id: i64) -> Result<Vec<i64>, StoreError> {
         let sql = "SELECT DISTINCT period_start FROM measure_inputs WHERE measure_id = $1";
-        Ok(dispatch!(&mut self.tx, |tx| sqlx::query_scalar(sql).bind(measure_id).fetch_all(&mut **tx).await?))
+        Ok(dispatch!(&mut self.tx, |tx| sqlx::query_scalar(sql)
+            .bind(measure_id)
+            .fetch_all(&mut **tx)
+            .await?))
     }
 }
 

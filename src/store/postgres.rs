@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
 
 use super::StoreError;
 
@@ -14,5 +14,8 @@ pub(super) async fn connect(url: &str) -> Result<PgPool, StoreError> {
         .acquire_timeout(Duration::from_secs(10))
         .connect(url)
         .await
-        .map_err(|source| StoreError::Connect { url: crate::secret::redact_url(url), source })
+        .map_err(|source| StoreError::Connect {
+            url: crate::secret::redact_url(url),
+            source,
+        })
 }

@@ -16,7 +16,10 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Opens (creating if missing) the SQLite database at `url`.
 pub(super) async fn connect(url: &str) -> Result<SqlitePool, StoreError> {
-    let connect_error = |source| StoreError::Connect { url: url.to_string(), source };
+    let connect_error = |source| StoreError::Connect {
+        url: url.to_string(),
+        source,
+    };
     let options = SqliteConnectOptions::from_str(url)
         .map_err(connect_error)?
         .create_if_missing(true)
@@ -25,7 +28,10 @@ pub(super) async fn connect(url: &str) -> Result<SqlitePool, StoreError> {
         .busy_timeout(BUSY_TIMEOUT)
         .foreign_keys(true);
     let path = options.get_filename();
-    if let Some(folder) = path.parent().filter(|folder| !folder.as_os_str().is_empty()) {
+    if let Some(folder) = path
+        .parent()
+        .filter(|folder| !folder.as_os_str().is_empty())
+    {
         std::fs::create_dir_all(folder).map_err(|error| connect_error(sqlx::Error::Io(error)))?;
     }
     SqlitePoolOptions::new()
@@ -36,6 +42,8 @@ pub(super) async fn connect(url: &str) -> Result<SqlitePool, StoreError> {
 }
 
 /// Begins a transaction that holds SQLite's write lock from its first statement.
-pub(super) async fn begin_immediate(pool: &SqlitePool) -> Result<Transaction<'static, Sqlite>, StoreError> {
+pub(super) async fn begin_immediate(
+    pool: &SqlitePool,
+) -> Result<Transaction<'static, Sqlite>, StoreError> {
     Ok(pool.begin_with("BEGIN IMMEDIATE").await?)
 }

@@ -19,7 +19,13 @@ const BINARY: &str = env!("CARGO_BIN_EXE_scorekeeper");
 async fn scorekeeper(config: &Path, key: &str, args: &[&str]) -> (i32, String, String) {
     let output = tokio::time::timeout(
         Duration::from_secs(60),
-        Command::new(BINARY).arg("--config").arg(config).args(args).env("TEST_STRIPE_KEY", key).env("RUST_LOG", "warn").output(),
+        Command::new(BINARY)
+            .arg("--config")
+            .arg(config)
+            .args(args)
+            .env("TEST_STRIPE_KEY", key)
+            .env("RUST_LOG", "warn")
+            .output(),
     )
     .await
     .expect("the command finishes within a minute")
@@ -47,9 +53,26 @@ async fn sync_then_series_prints_monthly_net_revenue_as_json() {
 
     let (code, stdout, stderr) = scorekeeper(&config, GOOD_KEY, &["sync"]).await;
     assert_eq!(code, 0, "stdout: {stdout}\nstderr: {stderr}");
-    assert!(stdout.contains("stripe.charges: 5 records (5 new or changed), 2 pages"), "{stdout}");
+    assert!(
+        stdout.contains("stripe.charges: 5 records (5 new or changed), 2 pages"),
+        "{stdout}"
+    );
 
-    let (code, stdout, stderr) = scorekeeper(&config, GOOD_KEY, &["series", "net_revenue", "--from", "2026-03-01", "--to", "2026-04-30", "--format", "json"]).await;
+    let (code, stdout, stderr) = scorekeeper(
+        &config,
+        GOOD_KEY,
+        &[
+            "series",
+            "net_revenue",
+            "--from",
+            "2026-03-01",
+            "--to",
+            "2026-04-30",
+            "--format",
+            "json",
+        ],
+    )
+    .await;
     assert_eq!(code, 0, "{stderr}");
     let series: serde_json::Value = serde_json::from_str(&stdout).expect("JSON output");
     assert_eq!(
@@ -59,20 +82,41 @@ async fn sync_then_series_prints_monthly_net_revenue_as_json() {
             {"period": "2026-04", "start": "2026-04-01T00:00:00+02:00", "value": 52.5, "target": 60.0, "status": "amber"}
         ])
     );
-    let (code, stdout, _) = scorekeeper(&config, GOOD_KEY, &["series", "gross_revenue", "--from", "2026-03-01", "--to", "2026-04-30", "--format", "csv"]).await;
+    let (code, stdout, _) = scorekeeper(
+        &config,
+        GOOD_KEY,
+        &[
+            "series",
+            "gross_revenue",
+            "--from",
+            "2026-03-01",
+            "--to",
+            "2026-04-30",
+            "--format",
+            "csv",
+        ],
+    )
+    .await;
     assert_eq!(code, 0);
-    assert_eq!(stdout, "period,start,value,target,status\n2026-03,2026-03-01T00:00:00+01:00,50,,none\n2026-04,2026-04-01T00:00:00+02:00,62.5,,none\n");
+    assert_eq!(
+        stdout,
+        "period,start,value,target,status\n2026-03,2026-03-01T00:00:00+01:00,50,,none\n2026-04,2026-04-01T00:00:00+02:00,62.5,,none\n"
+    );
     stripe.verify().await;
 }
 
 #[tokio::test]
 async fn bad_configuration_exits_2_naming_the_key() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let text = stripe_config("sqlite://unused.db", "http://127.0.0.1:9", "").replace("0 0 3 * * *", "0 0 3 * *");
+    let text = stripe_config("sqlite://unused.db", "http://127.0.0.1:9", "")
+        .replace("0 0 3 * * *", "0 0 3 * *");
     let config = write_config(&dir, &text);
     let (code, _, stderr) = scorekeeper(&config, GOOD_KEY, &["check"]).await;
     assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains("sources.stripe.schedule: invalid cron expression \"0 0 3 * *\""), "{stderr}");
+    assert!(
+        stderr.contains("sources.stripe.schedule: invalid cron expression \"0 0 3 * *\""),
+        "{stderr}"
+    );
     assert!(!dir.path().join("unused.db").exists(), "nothing ran");
     let (code, _, stderr) = scorekeeper(&config, GOOD_KEY, &["series", "net_revenue"]).await;
     assert_eq!(code, 2, "every command validates first: {stderr}");
@@ -83,16 +127,29 @@ async fn a_failed_sync_exits_1_and_names_the_source() {
     let dir = tempfile::tempdir().expect("temp dir");
     let stripe = MockServer::start().await;
     Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(401).set_body_raw(fixture("stripe/error_invalid_key.json"), "application/json"))
+        .respond_with(
+            ResponseTemplate::new(401)
+                .set_body_raw(fixture("stripe/error_invalid_key.json"), "application/json"),
+        )
         .mount(&stripe)
         .await;
     let database = format!("sqlite://{}", dir.path().join("sk.db").display());
     let config = write_config(&dir, &stripe_config(&database, &stripe.uri(), ""));
     let (code, stdout, stderr) = scorekeeper(&config, "sk_test_wrong_secret_9876", &["sync"]).await;
     assert_eq!(code, 1, "{stdout}\n{stderr}");
-    assert!(stdout.contains("stripe.charges: FAILED: unauthorized"), "{stdout}");
-    assert!(stderr.contains("sync failed for source(s): stripe"), "{stderr}");
-    assert!(!stdout.contains("sk_test_wrong_secret_9876") && !stderr.contains("sk_test_wrong_secret_9876"), "the key never shows");
+    assert!(
+        stdout.contains("stripe.charges: FAILED: unauthorized"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("sync failed for source(s): stripe"),
+        "{stderr}"
+    );
+    assert!(
+        !stdout.contains("sk_test_wrong_secret_9876")
+            && !stderr.contains("sk_test_wrong_secret_9876"),
+        "the key never shows"
+    );
 }
 
 /// Charges in the previous and the current month (Berlin), so the scorecard's judged
@@ -100,9 +157,14 @@ async fn a_failed_sync_exits_1_and_names_the_source() {
 fn charges_around_now() -> (String, f64, f64) {
     let berlin = chrono_tz::Europe::Berlin;
     let now = chrono::Utc::now().with_timezone(&berlin);
-    let this_month = berlin.with_ymd_and_hms(now.year(), now.month(), 1, 0, 0, 0).earliest().expect("midnight exists");
+    let this_month = berlin
+        .with_ymd_and_hms(now.year(), now.month(), 1, 0, 0, 0)
+        .earliest()
+        .expect("midnight exists");
     let last_month = this_month - chrono::Months::new(1);
-    let at = |start: chrono::DateTime<chrono_tz::Tz>, hours: i64| (start + chrono::Duration::hours(hours)).timestamp();
+    let at = |start: chrono::DateTime<chrono_tz::Tz>, hours: i64| {
+        (start + chrono::Duration::hours(hours)).timestamp()
+    };
     let charges = [
         ("ch_now", at(this_month, 2), 4200, "succeeded"),
         ("ch_b", at(last_month, 50), 3000, "succeeded"),
@@ -113,7 +175,14 @@ fn charges_around_now() -> (String, f64, f64) {
         .iter()
         .map(|(id, created, amount, status)| format!(r#"{{"id":"{id}","object":"charge","created":{created},"amount":{amount},"currency":"eur","status":"{status}","customer":"cus_1"}}"#))
         .collect();
-    (format!(r#"{{"object":"list","url":"/v1/charges","has_more":false,"data":[{}]}}"#, data.join(",")), 55.0, 42.0)
+    (
+        format!(
+            r#"{{"object":"list","url":"/v1/charges","has_more":false,"data":[{}]}}"#,
+            data.join(",")
+        ),
+        55.0,
+        42.0,
+    )
 }
 
 #[tokio::test]
@@ -121,10 +190,17 @@ async fn run_serves_the_scorecard_on_a_random_port_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().expect("temp dir");
     let stripe = MockServer::start().await;
     let (charges, last_month_total, this_month_total) = charges_around_now();
-    Mock::given(method("GET")).and(path("/v1/charges")).respond_with(ResponseTemplate::new(200).set_body_raw(charges, "application/json")).mount(&stripe).await;
+    Mock::given(method("GET"))
+        .and(path("/v1/charges"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(charges, "application/json"))
+        .mount(&stripe)
+        .await;
     Mock::given(method("GET"))
         .and(path("/v1/refunds"))
-        .respond_with(ResponseTemplate::new(200).set_body_raw(r#"{"object":"list","has_more":false,"data":[]}"#, "application/json"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(
+            r#"{"object":"list","has_more":false,"data":[]}"#,
+            "application/json",
+        ))
         .mount(&stripe)
         .await;
     let database = format!("sqlite://{}", dir.path().join("sk.db").display());
@@ -150,7 +226,10 @@ async fn run_serves_the_scorecard_on_a_random_port_and_stops_on_sigterm() {
             log.push(line.clone());
             let event: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
             if event["message"] == "Scorekeeper running" {
-                return event["address"].as_str().expect("address field").to_string();
+                return event["address"]
+                    .as_str()
+                    .expect("address field")
+                    .to_string();
             }
         }
         panic!("the daemon exited before it was running: {log:#?}");
@@ -170,10 +249,25 @@ async fn run_serves_the_scorecard_on_a_random_port_and_stops_on_sigterm() {
     let client = reqwest::Client::new();
     let scorecard = tokio::time::timeout(Duration::from_secs(30), async {
         loop {
-            if let Ok(response) = client.get(format!("http://{address}/api/v1/scorecard")).send().await {
-                let body: serde_json::Value = serde_json::from_str(&response.text().await.unwrap_or_default()).unwrap_or_default();
-                let gross = body["perspectives"][0]["measures"].as_array().and_then(|measures| measures.iter().find(|m| m["id"] == "gross_revenue").cloned());
-                if gross.as_ref().is_some_and(|gross| gross["current"]["value"] == serde_json::json!(this_month_total)) {
+            if let Ok(response) = client
+                .get(format!("http://{address}/api/v1/scorecard"))
+                .send()
+                .await
+            {
+                let body: serde_json::Value =
+                    serde_json::from_str(&response.text().await.unwrap_or_default())
+                        .unwrap_or_default();
+                let gross = body["perspectives"][0]["measures"]
+                    .as_array()
+                    .and_then(|measures| {
+                        measures
+                            .iter()
+                            .find(|m| m["id"] == "gross_revenue")
+                            .cloned()
+                    });
+                if gross.as_ref().is_some_and(|gross| {
+                    gross["current"]["value"] == serde_json::json!(this_month_total)
+                }) {
                     return body;
                 }
             }
@@ -185,29 +279,77 @@ async fn run_serves_the_scorecard_on_a_random_port_and_stops_on_sigterm() {
 
     let financial = &scorecard["perspectives"][0];
     assert_eq!(financial["id"], "financial");
-    let measure = |id: &str| financial["measures"].as_array().expect("measures").iter().find(|m| m["id"] == id).cloned().expect("measure present");
+    let measure = |id: &str| {
+        financial["measures"]
+            .as_array()
+            .expect("measures")
+            .iter()
+            .find(|m| m["id"] == id)
+            .cloned()
+            .expect("measure present")
+    };
     let net = measure("net_revenue");
     assert_eq!(net["evaluate"], "complete");
     assert_eq!(net["judged"]["value"], serde_json::json!(last_month_total));
     assert_eq!(net["judged"]["target"], serde_json::json!(60.0));
     assert_eq!(net["judged"]["status"], "amber");
-    assert_eq!(measure("gross_revenue")["judged"]["value"], serde_json::json!(last_month_total));
-    let perspectives: Vec<&str> = scorecard["perspectives"].as_array().expect("list").iter().map(|p| p["id"].as_str().expect("id")).collect();
-    assert_eq!(perspectives, ["financial", "customer", "internal", "learning"]);
-    let health = client.get(format!("http://{address}/readyz")).send().await.expect("readyz");
+    assert_eq!(
+        measure("gross_revenue")["judged"]["value"],
+        serde_json::json!(last_month_total)
+    );
+    let perspectives: Vec<&str> = scorecard["perspectives"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|p| p["id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(
+        perspectives,
+        ["financial", "customer", "internal", "learning"]
+    );
+    let health = client
+        .get(format!("http://{address}/readyz"))
+        .send()
+        .await
+        .expect("readyz");
     assert_eq!(health.status().as_u16(), 200);
-    let page = client.get(format!("http://{address}/")).send().await.expect("page").text().await.expect("html");
-    assert!(page.contains("Net revenue") && page.contains("amber"), "{page}");
+    let page = client
+        .get(format!("http://{address}/"))
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html");
+    assert!(
+        page.contains("Net revenue") && page.contains("amber"),
+        "{page}"
+    );
 
     let pid = child.id().expect("running").to_string();
-    let status = std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
     assert!(status.success());
-    let exit = tokio::time::timeout(Duration::from_secs(10), child.wait()).await.expect("exits within 10 s of SIGTERM").expect("wait");
+    let exit = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("exits within 10 s of SIGTERM")
+        .expect("wait");
     assert_eq!(exit.code(), Some(0));
     let rest = drain.await.expect("drain");
-    assert!(rest.iter().any(|line| line.contains("Stopped")), "{rest:#?}");
-    assert!(!rest.iter().any(|line| line.contains("drain deadline")), "every task stopped by itself: {rest:#?}");
-    assert!(!log.iter().chain(&rest).any(|line| line.contains(GOOD_KEY)), "the API key never appears in the log");
+    assert!(
+        rest.iter().any(|line| line.contains("Stopped")),
+        "{rest:#?}"
+    );
+    assert!(
+        !rest.iter().any(|line| line.contains("drain deadline")),
+        "every task stopped by itself: {rest:#?}"
+    );
+    assert!(
+        !log.iter().chain(&rest).any(|line| line.contains(GOOD_KEY)),
+        "the API key never appears in the log"
+    );
 }
 
 #[tokio::test]
@@ -217,14 +359,23 @@ async fn check_connect_tries_each_source_and_reports_the_api_message() {
     Mock::given(method("GET"))
         .and(path("/v1/charges"))
         .and(wiremock::matchers::query_param("limit", "1"))
-        .and(wiremock::matchers::header("authorization", format!("Bearer {GOOD_KEY}").as_str()))
-        .respond_with(ResponseTemplate::new(200).set_body_raw(r#"{"object":"list","has_more":false,"data":[]}"#, "application/json"))
+        .and(wiremock::matchers::header(
+            "authorization",
+            format!("Bearer {GOOD_KEY}").as_str(),
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(
+            r#"{"object":"list","has_more":false,"data":[]}"#,
+            "application/json",
+        ))
         .expect(1)
         .mount(&stripe)
         .await;
     Mock::given(method("GET"))
         .and(path("/v1/charges"))
-        .respond_with(ResponseTemplate::new(401).set_body_raw(fixture("stripe/error_invalid_key.json"), "application/json"))
+        .respond_with(
+            ResponseTemplate::new(401)
+                .set_body_raw(fixture("stripe/error_invalid_key.json"), "application/json"),
+        )
         .with_priority(10)
         .mount(&stripe)
         .await;
@@ -232,10 +383,23 @@ async fn check_connect_tries_each_source_and_reports_the_api_message() {
     let config = write_config(&dir, &stripe_config(&database, &stripe.uri(), ""));
     let (code, stdout, stderr) = scorekeeper(&config, GOOD_KEY, &["check", "--connect"]).await;
     assert_eq!(code, 0, "{stdout}\n{stderr}");
-    assert!(stdout.contains("configuration ok: 1 source(s), 4 measure(s)") && stdout.contains("stripe: ok"), "{stdout}");
-    let (code, stdout, _) = scorekeeper(&config, "sk_test_wrong_1111", &["check", "--connect"]).await;
+    assert!(
+        stdout.contains("configuration ok: 1 source(s), 4 measure(s)")
+            && stdout.contains("stripe: ok"),
+        "{stdout}"
+    );
+    let (code, stdout, _) =
+        scorekeeper(&config, "sk_test_wrong_1111", &["check", "--connect"]).await;
     assert_eq!(code, 1);
-    assert!(stdout.contains("stripe: FAILED: unauthorized (HTTP 401: Invalid API Key provided: sk_test_****_bad)"), "{stdout}");
-    assert!(!dir.path().join("sk.db").exists(), "check never opens the database");
+    assert!(
+        stdout.contains(
+            "stripe: FAILED: unauthorized (HTTP 401: Invalid API Key provided: sk_test_****_bad)"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        !dir.path().join("sk.db").exists(),
+        "check never opens the database"
+    );
     stripe.verify().await;
 }

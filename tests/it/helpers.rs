@@ -46,27 +46,47 @@ impl TestDb {
     pub fn sqlite() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let url = format!("sqlite://{}", dir.path().join("test.db").display());
-        Self { backend: "sqlite", url, _dir: Some(dir), drop_postgres: None }
+        Self {
+            backend: "sqlite",
+            url,
+            _dir: Some(dir),
+            drop_postgres: None,
+        }
     }
 
     /// A new, uniquely named PostgreSQL database, or `None` (with the reason printed)
     /// when `SCOREKEEPER_TEST_POSTGRES_URL` is unset. In CI a skip is a failure.
     pub async fn postgres() -> Option<Self> {
         let Ok(admin_url) = std::env::var(POSTGRES_URL_VAR) else {
-            assert!(std::env::var("CI").is_err(), "{POSTGRES_URL_VAR} must be set in CI: the PostgreSQL tests may not be skipped there");
+            assert!(
+                std::env::var("CI").is_err(),
+                "{POSTGRES_URL_VAR} must be set in CI: the PostgreSQL tests may not be skipped there"
+            );
             eprintln!("skipping the PostgreSQL half of this test: {POSTGRES_URL_VAR} is not set");
             return None;
         };
         static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let name = format!("sk_test_{}_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed), fastrand::u32(..));
-        let admin = sqlx::PgPool::connect(&admin_url).await.expect("connect to the PostgreSQL test server");
+        let name = format!(
+            "sk_test_{}_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed),
+            fastrand::u32(..)
+        );
+        let admin = sqlx::PgPool::connect(&admin_url)
+            .await
+            .expect("connect to the PostgreSQL test server");
         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
             .execute(&admin)
             .await
             .expect("create the test database");
         admin.close().await;
         let url = with_database(&admin_url, &name);
-        Some(Self { backend: "postgres", url, _dir: None, drop_postgres: Some((admin_url, name)) })
+        Some(Self {
+            backend: "postgres",
+            url,
+            _dir: None,
+            drop_postgres: Some((admin_url, name)),
+        })
     }
 
     /// SQLite always, and PostgreSQL when configured.
@@ -79,7 +99,9 @@ impl TestDb {
 
 /// `postgres://u@h:5432/db?x` with the database name replaced.
 fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = url.split_once('?').map_or((url, None), |(base, query)| (base, Some(query)));
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(base, query)| (base, Some(query)));
     let scheme_end = base.find("://").map_or(0, |i| i + 3);
     let base = match base[scheme_end..].find('/') {
         Some(slash) => &base[..scheme_end + slash],
@@ -93,13 +115,22 @@ fn with_database(url: &str, name: &str) -> String {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        let Some((admin_url, name)) = self.drop_postgres.take() else { return };
+        let Some((admin_url, name)) = self.drop_postgres.take() else {
+            return;
+        };
         // Drop runs outside async code paths; use a short-lived runtime on its own thread.
         let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
             runtime.block_on(async {
                 if let Ok(admin) = sqlx::PgPool::connect(&admin_url).await {
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))).execute(&admin).await;
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                    )))
+                    .execute(&admin)
+                    .await;
                     admin.close().await;
                 }
             });
@@ -111,7 +142,10 @@ impl Drop for TestDb {
 /// A scorecard over a Stripe source at `stripe_url` syncing charges and refunds, with
 /// the measures the tests check, plus `extra` TOML.
 pub fn stripe_config(database_url: &str, stripe_url: &str, extra: &str) -> String {
-    format!("{}{REFUND_MEASURES}{extra}", charges_config(database_url, stripe_url, &["charges", "refunds"]))
+    format!(
+        "{}{REFUND_MEASURES}{extra}",
+        charges_config(database_url, stripe_url, &["charges", "refunds"])
+    )
 }
 
 /// Measures over the refunds stream.
@@ -135,7 +169,10 @@ target = { value = 60, direction = "up", warn = 50 }
 
 /// A scorecard over the given Stripe streams with the charge measures only.
 pub fn charges_config(database_url: &str, stripe_url: &str, streams: &[&str]) -> String {
-    let streams: Vec<String> = streams.iter().map(|stream| format!("\"{stream}\"")).collect();
+    let streams: Vec<String> = streams
+        .iter()
+        .map(|stream| format!("\"{stream}\""))
+        .collect();
     let streams = streams.join(", ");
     format!(
         r#"
@@ -182,12 +219,15 @@ aggregate = "count_distinct"
 /// Loads a configuration text with `TEST_STRIPE_KEY` set to `key`.
 pub fn settings(text: &str, key: &str) -> Settings {
     let env = BTreeMap::from([("TEST_STRIPE_KEY".to_string(), key.to_string())]);
-    config::load_str(text, "test.toml", &env).unwrap_or_else(|error| panic!("test configuration: {error}"))
+    config::load_str(text, "test.toml", &env)
+        .unwrap_or_else(|error| panic!("test configuration: {error}"))
 }
 
 /// The fixture file's text.
 pub fn fixture(relative: &str) -> String {
-    let path: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(relative);
+    let path: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(relative);
     std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()))
 }
 
@@ -203,7 +243,10 @@ pub const START_GTE: &str = "1767222000";
 pub async fn mount_stripe_fixtures(server: &MockServer, times: u64) {
     Mock::given(method("GET"))
         .and(path("/v1/charges"))
-        .and(header("authorization", format!("Bearer {GOOD_KEY}").as_str()))
+        .and(header(
+            "authorization",
+            format!("Bearer {GOOD_KEY}").as_str(),
+        ))
         .and(query_param("limit", "100"))
         .and(query_param_is_missing("starting_after"))
         .respond_with(fixture_response("stripe/charges_page_1.json"))
@@ -243,10 +286,13 @@ pub struct TestApp {
 impl TestApp {
     /// GETs a path and returns status and JSON body.
     pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
-        let response = reqwest::get(format!("http://{}{path}", self.address)).await.expect("request to the app");
+        let response = reqwest::get(format!("http://{}{path}", self.address))
+            .await
+            .expect("request to the app");
         let status = response.status().as_u16();
         let text = response.text().await.expect("response body");
-        let body = serde_json::from_str(&text).unwrap_or_else(|error| panic!("{path}: not JSON ({error}): {text}"));
+        let body = serde_json::from_str(&text)
+            .unwrap_or_else(|error| panic!("{path}: not JSON ({error}): {text}"));
         (status, body)
     }
 
@@ -264,17 +310,31 @@ impl TestApp {
 /// Prepares services for `settings` with fast retries.
 pub async fn services(settings: Settings) -> Services {
     scorekeeper::tls::install_crypto_provider();
-    Services::prepare_with(settings, fast_retries()).await.expect("services start")
+    Services::prepare_with(settings, fast_retries())
+        .await
+        .expect("services start")
 }
 
 /// Starts the app. Binds before spawning, so the address is ready when this returns.
 pub async fn spawn_app(settings: Settings) -> TestApp {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
     let address = listener.local_addr().expect("address");
     let services = services(settings).await;
     let shutdown = CancellationToken::new();
-    let handle = tokio::spawn(app::run(services.clone(), listener, RunOptions::default(), shutdown.clone()));
-    TestApp { address, services, shutdown, handle }
+    let handle = tokio::spawn(app::run(
+        services.clone(),
+        listener,
+        RunOptions::default(),
+        shutdown.clone(),
+    ));
+    TestApp {
+        address,
+        services,
+        shutdown,
+        handle,
+    }
 }
 
 /// One measure's series as (label, value) pairs.
@@ -282,30 +342,53 @@ pub async fn series(services: &Services, measure: &str) -> Vec<(String, Option<f
     let bound = services.catalog.get(measure).expect("measure exists");
     let from = chrono::NaiveDate::from_ymd_opt(2026, 3, 1);
     let to = chrono::NaiveDate::from_ymd_opt(2026, 4, 30);
-    scorekeeper::scorecard::series(&services.store, &services.catalog, bound, from, to, chrono::Utc::now())
-        .await
-        .expect("series")
-        .into_iter()
-        .map(|point| (point.period, point.value))
-        .collect()
+    scorekeeper::scorecard::series(
+        &services.store,
+        &services.catalog,
+        bound,
+        from,
+        to,
+        chrono::Utc::now(),
+    )
+    .await
+    .expect("series")
+    .into_iter()
+    .map(|point| (point.period, point.value))
+    .collect()
 }
 
 /// Syncs the named source now, as `scorekeeper sync --source NAME` does.
-pub async fn sync_source(services: &Services, name: &str) -> scorekeeper::sources::engine::SourceReport {
+pub async fn sync_source(
+    services: &Services,
+    name: &str,
+) -> scorekeeper::sources::engine::SourceReport {
     let source = &services.settings.sources[name];
     services
         .engine
-        .sync_source(source, scorekeeper::sources::engine::Trigger::Manual, &CancellationToken::new())
+        .sync_source(
+            source,
+            scorekeeper::sources::engine::Trigger::Manual,
+            &CancellationToken::new(),
+        )
         .await
         .expect("sync runs")
 }
 
 /// Answers the first GET of `url_path` with a 429 carrying `Retry-After` and `body`, then
 /// lets the other mocks answer. Expected exactly once: the count is an assertion.
-pub async fn mount_rate_limited_once(server: &MockServer, url_path: &str, retry_after: &str, body: &str) {
+pub async fn mount_rate_limited_once(
+    server: &MockServer,
+    url_path: &str,
+    retry_after: &str,
+    body: &str,
+) {
     Mock::given(method("GET"))
         .and(path(url_path))
-        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", retry_after).set_body_string(body))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header("retry-after", retry_after)
+                .set_body_string(body),
+        )
         .up_to_n_times(1)
         .with_priority(1)
         .expect(1)

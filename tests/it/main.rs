@@ -5,8 +5,8 @@
 mod e2e;
 mod freshdesk;
 mod helpers;
-mod store;
 mod pipedrive;
 mod shopify;
+mod store;
 mod stripe;
 mod zendesk;

@@ -51,7 +51,10 @@ aggregate = "sum"
 
 /// Page 1 (filtered) links to page 2 (page_info only).
 async fn mount(server: &MockServer) {
-    let next = format!("<{}{ORDERS}?limit=250&page_info=eyJsYXN0X2lkIjo0NTA3ODk0NzF9>; rel=\"next\"", server.uri());
+    let next = format!(
+        "<{}{ORDERS}?limit=250&page_info=eyJsYXN0X2lkIjo0NTA3ODk0NzF9>; rel=\"next\"",
+        server.uri()
+    );
     Mock::given(method("GET"))
         .and(path(ORDERS))
         .and(header("x-shopify-access-token", TOKEN))
@@ -59,7 +62,11 @@ async fn mount(server: &MockServer) {
         .and(query_param("limit", "250"))
         .and(query_param("updated_at_min", "2025-12-31T23:00:00Z"))
         .and(query_param_is_missing("page_info"))
-        .respond_with(fixture_response("shopify/orders_page_1.json").insert_header("link", next.as_str()).insert_header("x-shopify-shop-api-call-limit", "1/40"))
+        .respond_with(
+            fixture_response("shopify/orders_page_1.json")
+                .insert_header("link", next.as_str())
+                .insert_header("x-shopify-shop-api-call-limit", "1/40"),
+        )
         .expect(1)
         .mount(server)
         .await;
@@ -90,8 +97,19 @@ async fn syncs_orders_across_link_header_pages() {
         assert!(report.is_success(), "{}: {report:?}", db.backend);
         assert_eq!((report.streams[0].pages, report.streams[0].records), (2, 4));
         // Money arrives as strings ("49.90"); the pending April order is not counted.
-        assert_eq!(series(&services, "sales").await, [("2026-03".into(), Some(68.9)), ("2026-04".into(), Some(120.1))], "{}", db.backend);
-        assert_eq!(series(&services, "orders_with_loaves").await, [("2026-03".into(), Some(2.0)), ("2026-04".into(), Some(2.0))]);
+        assert_eq!(
+            series(&services, "sales").await,
+            [
+                ("2026-03".into(), Some(68.9)),
+                ("2026-04".into(), Some(120.1))
+            ],
+            "{}",
+            db.backend
+        );
+        assert_eq!(
+            series(&services, "orders_with_loaves").await,
+            [("2026-03".into(), Some(2.0)), ("2026-04".into(), Some(2.0))]
+        );
         shop.verify().await;
         services.store.close().await;
     }
@@ -109,7 +127,10 @@ async fn a_changed_order_comes_back_through_updated_at_min() {
     // The pending April order was paid: its updated_at moves, and the next walk (from the
     // newest updated_at, 2026-04-03T06:00:30Z, minus the 7-day lookback) brings it again.
     shop.reset().await;
-    let paid = fixture("shopify/orders_page_2.json").replace(r#""financial_status": "pending""#, r#""financial_status": "paid""#);
+    let paid = fixture("shopify/orders_page_2.json").replace(
+        r#""financial_status": "pending""#,
+        r#""financial_status": "paid""#,
+    );
     Mock::given(method("GET"))
         .and(path(ORDERS))
         .and(query_param("updated_at_min", "2026-03-27T06:00:30Z"))
@@ -118,7 +139,13 @@ async fn a_changed_order_comes_back_through_updated_at_min() {
         .mount(&shop)
         .await;
     assert!(sync(&services).await.is_success());
-    assert_eq!(series(&services, "sales").await, [("2026-03".into(), Some(68.9)), ("2026-04".into(), Some(150.1))]);
+    assert_eq!(
+        series(&services, "sales").await,
+        [
+            ("2026-03".into(), Some(68.9)),
+            ("2026-04".into(), Some(150.1))
+        ]
+    );
     shop.verify().await;
 }
 
@@ -127,18 +154,36 @@ async fn a_bad_token_names_the_api_message_and_a_bad_version_is_a_config_error()
     let db = TestDb::sqlite();
     let shop = MockServer::start().await;
     Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(401).set_body_raw(fixture("shopify/error_invalid_token.json"), "application/json"))
+        .respond_with(ResponseTemplate::new(401).set_body_raw(
+            fixture("shopify/error_invalid_token.json"),
+            "application/json",
+        ))
         .mount(&shop)
         .await;
     let services = services(settings(&config(&db.url, &shop.uri()), "shpat_wrong")).await;
-    let error = sync(&services).await.streams[0].error.clone().expect("failed");
+    let error = sync(&services).await.streams[0]
+        .error
+        .clone()
+        .expect("failed");
     assert!(error.contains("Invalid API key or access token"), "{error}");
 
     let env = std::collections::BTreeMap::from([("TEST_STRIPE_KEY".to_string(), "t".to_string())]);
-    let text = config("sqlite://unused.db", "http://127.0.0.1:9").replace("shop = \"acme\"", "shop = \"acme\"\napi_version = \"July 2026\"");
-    let problems = scorekeeper::config::load_str(&text, "test.toml", &env).expect_err("bad version").problems;
-    assert_eq!(problems, ["sources.shop.api_version: \"July 2026\" is not an API version (YYYY-MM, e.g. 2026-07)"]);
-    let default_shop = config("sqlite://unused.db", "http://127.0.0.1:9").replace("base_url = \"http://127.0.0.1:9\"\n", "");
+    let text = config("sqlite://unused.db", "http://127.0.0.1:9").replace(
+        "shop = \"acme\"",
+        "shop = \"acme\"\napi_version = \"July 2026\"",
+    );
+    let problems = scorekeeper::config::load_str(&text, "test.toml", &env)
+        .expect_err("bad version")
+        .problems;
+    assert_eq!(
+        problems,
+        ["sources.shop.api_version: \"July 2026\" is not an API version (YYYY-MM, e.g. 2026-07)"]
+    );
+    let default_shop = config("sqlite://unused.db", "http://127.0.0.1:9")
+        .replace("base_url = \"http://127.0.0.1:9\"\n", "");
     let settings = scorekeeper::config::load_str(&default_shop, "test.toml", &env).expect("valid");
-    assert_eq!(settings.sources["shop"].base_url.as_str(), "https://acme.myshopify.com/");
+    assert_eq!(
+        settings.sources["shop"].base_url.as_str(),
+        "https://acme.myshopify.com/"
+    );
 }

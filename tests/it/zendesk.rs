@@ -114,19 +114,54 @@ async fn syncs_tickets_metrics_and_ratings_into_support_measures() {
     for db in TestDb::all().await {
         let zendesk = MockServer::start().await;
         // A 429 with Retry-After on the first export request (10 requests a minute).
-        mount_rate_limited_once(&zendesk, "/api/v2/incremental/tickets/cursor.json", "1", "Too Many Requests").await;
+        mount_rate_limited_once(
+            &zendesk,
+            "/api/v2/incremental/tickets/cursor.json",
+            "1",
+            "Too Many Requests",
+        )
+        .await;
         // Each page exactly once: the expectations are the assertion.
         mount(&zendesk).await;
-        let services = services(settings(&config(&db.url, &zendesk.uri()), "zd-secret-token")).await;
+        let services = services(settings(
+            &config(&db.url, &zendesk.uri()),
+            "zd-secret-token",
+        ))
+        .await;
         let report = sync(&services).await;
         assert!(report.is_success(), "{}: {report:?}", db.backend);
-        assert_eq!(report.streams.iter().map(|s| s.records).collect::<Vec<_>>(), [3, 3, 3]);
-        assert_eq!(series(&services, "solved_tickets").await, [("2026-03".into(), Some(1.0)), ("2026-04".into(), Some(1.0))]);
+        assert_eq!(
+            report.streams.iter().map(|s| s.records).collect::<Vec<_>>(),
+            [3, 3, 3]
+        );
+        assert_eq!(
+            series(&services, "solved_tickets").await,
+            [("2026-03".into(), Some(1.0)), ("2026-04".into(), Some(1.0))]
+        );
         // March: one metric with 90 minutes, one still without a reply (null, skipped).
-        assert_eq!(series(&services, "reply_time").await, [("2026-03".into(), Some(90.0)), ("2026-04".into(), Some(30.0))]);
-        assert_eq!(series(&services, "csat").await, [("2026-03".into(), Some(100.0)), ("2026-04".into(), Some(0.0))]);
-        let tickets = services.store.stream_state("support", "tickets").await.expect("state");
-        assert_eq!(tickets.cursor.as_deref(), Some(r#"{"export":"MTU3NjYxMzUzOS4wfHw0NTJ8"}"#));
+        assert_eq!(
+            series(&services, "reply_time").await,
+            [
+                ("2026-03".into(), Some(90.0)),
+                ("2026-04".into(), Some(30.0))
+            ]
+        );
+        assert_eq!(
+            series(&services, "csat").await,
+            [
+                ("2026-03".into(), Some(100.0)),
+                ("2026-04".into(), Some(0.0))
+            ]
+        );
+        let tickets = services
+            .store
+            .stream_state("support", "tickets")
+            .await
+            .expect("state");
+        assert_eq!(
+            tickets.cursor.as_deref(),
+            Some(r#"{"export":"MTU3NjYxMzUzOS4wfHw0NTJ8"}"#)
+        );
         zendesk.verify().await;
         services.store.close().await;
     }
@@ -137,17 +172,25 @@ async fn the_next_sync_continues_the_ticket_export_from_its_cursor() {
     let db = TestDb::sqlite();
     let zendesk = MockServer::start().await;
     mount(&zendesk).await;
-    let services = services(settings(&config(&db.url, &zendesk.uri()), "zd-secret-token")).await;
+    let services = services(settings(
+        &config(&db.url, &zendesk.uri()),
+        "zd-secret-token",
+    ))
+    .await;
     assert!(sync(&services).await.is_success());
     zendesk.verify().await;
 
     // Ticket 2 was solved since: the export brings it again from the saved cursor.
     zendesk.reset().await;
-    let changed = fixture("zendesk/tickets_page_1.json").replace(r#""status": "open""#, r#""status": "solved""#);
-    let page = format!(r#"{{"tickets": [{}], "after_cursor": "next-3", "end_of_stream": true}}"#, {
-        let value: serde_json::Value = serde_json::from_str(&changed).expect("fixture");
-        value["tickets"][1].to_string()
-    });
+    let changed = fixture("zendesk/tickets_page_1.json")
+        .replace(r#""status": "open""#, r#""status": "solved""#);
+    let page = format!(
+        r#"{{"tickets": [{}], "after_cursor": "next-3", "end_of_stream": true}}"#,
+        {
+            let value: serde_json::Value = serde_json::from_str(&changed).expect("fixture");
+            value["tickets"][1].to_string()
+        }
+    );
     Mock::given(method("GET"))
         .and(path("/api/v2/incremental/tickets/cursor.json"))
         .and(query_param("cursor", "MTU3NjYxMzUzOS4wfHw0NTJ8"))
@@ -155,10 +198,21 @@ async fn the_next_sync_continues_the_ticket_export_from_its_cursor() {
         .expect(1)
         .mount(&zendesk)
         .await;
-    Mock::given(method("GET")).and(path("/api/v2/ticket_metrics")).respond_with(fixture_response("zendesk/ticket_metrics.json")).mount(&zendesk).await;
-    Mock::given(method("GET")).and(path("/api/v2/satisfaction_ratings")).respond_with(fixture_response("zendesk/satisfaction_ratings.json")).mount(&zendesk).await;
+    Mock::given(method("GET"))
+        .and(path("/api/v2/ticket_metrics"))
+        .respond_with(fixture_response("zendesk/ticket_metrics.json"))
+        .mount(&zendesk)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/api/v2/satisfaction_ratings"))
+        .respond_with(fixture_response("zendesk/satisfaction_ratings.json"))
+        .mount(&zendesk)
+        .await;
     assert!(sync(&services).await.is_success());
-    assert_eq!(series(&services, "solved_tickets").await, [("2026-03".into(), Some(2.0)), ("2026-04".into(), Some(1.0))]);
+    assert_eq!(
+        series(&services, "solved_tickets").await,
+        [("2026-03".into(), Some(2.0)), ("2026-04".into(), Some(1.0))]
+    );
     zendesk.verify().await;
 }
 
@@ -167,23 +221,51 @@ async fn a_wrong_token_names_the_source_and_the_api_message() {
     let db = TestDb::sqlite();
     let zendesk = MockServer::start().await;
     Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(401).set_body_raw(fixture("zendesk/error_unauthenticated.json"), "application/json"))
+        .respond_with(ResponseTemplate::new(401).set_body_raw(
+            fixture("zendesk/error_unauthenticated.json"),
+            "application/json",
+        ))
         .mount(&zendesk)
         .await;
     let services = services(settings(&config(&db.url, &zendesk.uri()), "wrong")).await;
     let report = sync(&services).await;
     let error = report.streams[0].error.as_deref().expect("failed");
-    assert_eq!(error, "unauthorized (HTTP 401: Couldn't authenticate you); check the source's API key or token");
+    assert_eq!(
+        error,
+        "unauthorized (HTTP 401: Couldn't authenticate you); check the source's API key or token"
+    );
 }
 
 #[tokio::test]
 async fn zendesk_settings_are_required_with_their_key_paths() {
-    let text = config("sqlite://unused.db", "http://127.0.0.1:9").replace("email = \"ops@acme.test\"\n", "").replace("base_url = \"http://127.0.0.1:9\"\n", "");
+    let text = config("sqlite://unused.db", "http://127.0.0.1:9")
+        .replace("email = \"ops@acme.test\"\n", "")
+        .replace("base_url = \"http://127.0.0.1:9\"\n", "");
     let env = std::collections::BTreeMap::from([("TEST_STRIPE_KEY".to_string(), "t".to_string())]);
-    let error = scorekeeper::config::load_str(&text, "test.toml", &env).expect_err("missing settings");
-    assert!(error.problems.contains(&"sources.support.subdomain: is required for kind \"zendesk\"".to_string()), "{:?}", error.problems);
-    assert!(error.problems.contains(&"sources.support.email: is required for kind \"zendesk\"".to_string()), "{:?}", error.problems);
-    let with_subdomain = text.replace("kind = \"zendesk\"", "kind = \"zendesk\"\nsubdomain = \"acme\"\nemail = \"ops@acme.test\"");
-    let settings = scorekeeper::config::load_str(&with_subdomain, "test.toml", &env).expect("valid");
-    assert_eq!(settings.sources["support"].base_url.as_str(), "https://acme.zendesk.com/");
+    let error =
+        scorekeeper::config::load_str(&text, "test.toml", &env).expect_err("missing settings");
+    assert!(
+        error
+            .problems
+            .contains(&"sources.support.subdomain: is required for kind \"zendesk\"".to_string()),
+        "{:?}",
+        error.problems
+    );
+    assert!(
+        error
+            .problems
+            .contains(&"sources.support.email: is required for kind \"zendesk\"".to_string()),
+        "{:?}",
+        error.problems
+    );
+    let with_subdomain = text.replace(
+        "kind = \"zendesk\"",
+        "kind = \"zendesk\"\nsubdomain = \"acme\"\nemail = \"ops@acme.test\"",
+    );
+    let settings =
+        scorekeeper::config::load_str(&with_subdomain, "test.toml", &env).expect("valid");
+    assert_eq!(
+        settings.sources["support"].base_url.as_str(),
+        "https://acme.zendesk.com/"
+    );
 }

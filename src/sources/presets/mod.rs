@@ -44,9 +44,14 @@ impl SyncWindow {
     /// The window of a configured source, with `start_date` at midnight in `tz`.
     pub fn of(source: &SourceConfig, tz: Tz) -> Self {
         let start = source.start_date.map(|date| {
-            crate::measures::period::PeriodKind::Day.start_of_date(date, tz).with_timezone(&Utc)
+            crate::measures::period::PeriodKind::Day
+                .start_of_date(date, tz)
+                .with_timezone(&Utc)
         });
-        Self { start, lookback: source.lookback }
+        Self {
+            start,
+            lookback: source.lookback,
+        }
     }
 }
 
@@ -57,9 +62,22 @@ pub trait Preset: Send + Sync {
     /// One cheap request that proves the credentials work (`scorekeeper check --connect`).
     fn probe(&self, source: &SourceConfig) -> reqwest::Url;
     /// The first request of a sync of `stream`, from the saved cursor.
-    fn first_request(&self, source: &SourceConfig, stream: &str, cursor: Option<&str>, window: &SyncWindow) -> Result<PageRequest, SourceError>;
+    fn first_request(
+        &self,
+        source: &SourceConfig,
+        stream: &str,
+        cursor: Option<&str>,
+        window: &SyncWindow,
+    ) -> Result<PageRequest, SourceError>;
     /// Cuts the response to `request` into records and says what comes next.
-    fn parse_page(&self, source: &SourceConfig, stream: &str, request: &PageRequest, headers: &reqwest::header::HeaderMap, body: &[u8]) -> Result<Page, ParseError>;
+    fn parse_page(
+        &self,
+        source: &SourceConfig,
+        stream: &str,
+        request: &PageRequest,
+        headers: &reqwest::header::HeaderMap,
+        body: &[u8],
+    ) -> Result<Page, ParseError>;
 }
 
 /// The static description of a kind.
@@ -100,7 +118,10 @@ pub fn endpoint(base: &reqwest::Url, path: &str) -> reqwest::Url {
 /// link says next (the last page).
 pub fn next_link(headers: &reqwest::header::HeaderMap) -> Result<Option<String>, ParseError> {
     for value in headers.get_all(reqwest::header::LINK) {
-        let text = value.to_str().map_err(|_| ParseError { truncated: false, detail: "the link header is not text".into() })?;
+        let text = value.to_str().map_err(|_| ParseError {
+            truncated: false,
+            detail: "the link header is not text".into(),
+        })?;
         if let Some(target) = next_in(text)? {
             return Ok(Some(target));
         }
@@ -110,7 +131,13 @@ pub fn next_link(headers: &reqwest::header::HeaderMap) -> Result<Option<String>,
 
 /// Scans one `link` header value; URLs and quoted parameters may contain commas.
 fn next_in(text: &str) -> Result<Option<String>, ParseError> {
-    let malformed = || ParseError { truncated: false, detail: format!("malformed link header: {}", text.chars().take(200).collect::<String>()) };
+    let malformed = || ParseError {
+        truncated: false,
+        detail: format!(
+            "malformed link header: {}",
+            text.chars().take(200).collect::<String>()
+        ),
+    };
     let mut rest = text;
     loop {
         rest = rest.trim_start_matches(|c: char| c == ',' || c.is_whitespace());
@@ -125,7 +152,9 @@ fn next_in(text: &str) -> Result<Option<String>, ParseError> {
         // Parameters up to the comma that starts the next link.
         loop {
             rest = rest.trim_start();
-            let Some(after_semicolon) = rest.strip_prefix(';') else { break };
+            let Some(after_semicolon) = rest.strip_prefix(';') else {
+                break;
+            };
             let param = after_semicolon.trim_start();
             let name_end = param.find(['=', ';', ',']).unwrap_or(param.len());
             let name = param[..name_end].trim();
@@ -144,7 +173,11 @@ fn next_in(text: &str) -> Result<Option<String>, ParseError> {
                 }
             }
             // `rel` may list several relation types: rel="next last".
-            if name.eq_ignore_ascii_case("rel") && value.split_whitespace().any(|rel| rel.eq_ignore_ascii_case("next")) {
+            if name.eq_ignore_ascii_case("rel")
+                && value
+                    .split_whitespace()
+                    .any(|rel| rel.eq_ignore_ascii_case("next"))
+            {
                 is_next = true;
             }
         }
@@ -156,7 +189,6 @@ fn next_in(text: &str) -> Result<Option<String>, ParseError> {
         }
     }
 }
-
 
 /// A source of `kind` at `base` with every preset setting unset, for preset unit tests
 /// (they set what their preset needs with struct update syntax).
@@ -170,7 +202,11 @@ pub(crate) fn test_source(kind: SourceKind, base: &str) -> SourceConfig {
         schedule_text: "0 */15 * * * *".into(),
         start_date: None,
         base_url: reqwest::Url::parse(base).expect("valid test URL"),
-        streams: describe(kind).streams.iter().map(|stream| stream.to_string()).collect(),
+        streams: describe(kind)
+            .streams
+            .iter()
+            .map(|stream| stream.to_string())
+            .collect(),
         stale_after: None,
         lookback: Duration::from_secs(100),
         api_key: None,

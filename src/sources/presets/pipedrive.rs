@@ -25,11 +25,11 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::walk::{Walk, WalkCursor};
-use super::{endpoint, Preset, PresetInfo, SyncWindow};
+use super::{Preset, PresetInfo, SyncWindow, endpoint};
 use crate::config::SourceConfig;
 use crate::records;
 use crate::sources::http::{Auth, ParseError};
-use crate::sources::{fetched_records, Page, PageRequest, SourceError};
+use crate::sources::{Page, PageRequest, SourceError, fetched_records};
 
 /// Pipedrive's description; the base URL is built from `company_domain`.
 pub static INFO: PresetInfo = PresetInfo {
@@ -63,10 +63,16 @@ fn deals_url(base: &reqwest::Url, walk: &Walk) -> reqwest::Url {
     let mut url = endpoint(base, "api/v2/deals");
     {
         let mut query = url.query_pairs_mut();
-        query.append_pair("limit", PAGE_LIMIT).append_pair("sort_by", "update_time").append_pair("sort_direction", "asc");
+        query
+            .append_pair("limit", PAGE_LIMIT)
+            .append_pair("sort_by", "update_time")
+            .append_pair("sort_direction", "asc");
         if let Some(gte) = walk.gte {
             let since = chrono::DateTime::from_timestamp(gte, 0).unwrap_or_default();
-            query.append_pair("updated_since", &since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+            query.append_pair(
+                "updated_since",
+                &since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            );
         }
         if let Some(cursor) = &walk.after {
             query.append_pair("cursor", cursor);
@@ -80,8 +86,13 @@ impl Preset for Pipedrive {
         source
             .api_token
             .clone()
-            .map(|value| Auth::Query { name: "api_token", value })
-            .ok_or_else(|| SourceError::Unauthorized { message: "no api_token configured".into() })
+            .map(|value| Auth::Query {
+                name: "api_token",
+                value,
+            })
+            .ok_or_else(|| SourceError::Unauthorized {
+                message: "no api_token configured".into(),
+            })
     }
 
     fn probe(&self, source: &SourceConfig) -> reqwest::Url {
@@ -90,14 +101,31 @@ impl Preset for Pipedrive {
         url
     }
 
-    fn first_request(&self, source: &SourceConfig, _stream: &str, cursor: Option<&str>, window: &SyncWindow) -> Result<PageRequest, SourceError> {
+    fn first_request(
+        &self,
+        source: &SourceConfig,
+        _stream: &str,
+        cursor: Option<&str>,
+        window: &SyncWindow,
+    ) -> Result<PageRequest, SourceError> {
         let mut cursor = WalkCursor::parse(cursor)?;
         let url = deals_url(&source.base_url, cursor.begin(window, true));
-        Ok(PageRequest { url, state: cursor.encode() })
+        Ok(PageRequest {
+            url,
+            state: cursor.encode(),
+        })
     }
 
-    fn parse_page(&self, source: &SourceConfig, _stream: &str, request: &PageRequest, _headers: &HeaderMap, body: &[u8]) -> Result<Page, ParseError> {
-        let list: List = serde_json::from_slice(body).map_err(|error| ParseError::from_json(&error))?;
+    fn parse_page(
+        &self,
+        source: &SourceConfig,
+        _stream: &str,
+        request: &PageRequest,
+        _headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Page, ParseError> {
+        let list: List =
+            serde_json::from_slice(body).map_err(|error| ParseError::from_json(&error))?;
         // `data` is null when nothing matches.
         let records = fetched_records(&list.data.unwrap_or_default(), &["id"])?;
         let mut cursor = WalkCursor::from_state(&request.state)?;
@@ -106,11 +134,19 @@ impl Preset for Pipedrive {
             let updated = records::event_time(fetched.record.get("update_time"), chrono_tz::UTC)
                 .ok()
                 .flatten()
-                .ok_or_else(|| ParseError { truncated: false, detail: format!("deal {index} ({}) has no readable `update_time`", fetched.key) })?;
+                .ok_or_else(|| ParseError {
+                    truncated: false,
+                    detail: format!(
+                        "deal {index} ({}) has no readable `update_time`",
+                        fetched.key
+                    ),
+                })?;
             walk.see(updated.timestamp());
         }
         let next = list.additional_data.and_then(|data| data.next_cursor);
-        Ok(cursor.into_page(records, walk, next, |walk| deals_url(&source.base_url, walk)))
+        Ok(cursor.into_page(records, walk, next, |walk| {
+            deals_url(&source.base_url, walk)
+        }))
     }
 }
 
@@ -129,32 +165,69 @@ mod tests {
     }
 
     fn window(start: Option<i64>) -> SyncWindow {
-        SyncWindow { start: start.and_then(|s| chrono::DateTime::from_timestamp(s, 0)), lookback: Duration::from_secs(100) }
+        SyncWindow {
+            start: start.and_then(|s| chrono::DateTime::from_timestamp(s, 0)),
+            lookback: Duration::from_secs(100),
+        }
     }
 
     #[test]
     fn walks_deals_by_update_time_with_the_next_cursor() {
         let source = source();
-        let first = Pipedrive.first_request(&source, "deals", None, &window(Some(1_767_225_600))).expect("request");
+        let first = Pipedrive
+            .first_request(&source, "deals", None, &window(Some(1_767_225_600)))
+            .expect("request");
         assert_eq!(
             first.url.as_str(),
             "https://acme.pipedrive.com/api/v2/deals?limit=500&sort_by=update_time&sort_direction=asc&updated_since=2026-01-01T00%3A00%3A00Z"
         );
         let body = br#"{"success":true,"data":[{"id":1,"title":"Wedding cakes","value":1200,"status":"won","update_time":"2026-03-02T10:00:00Z"}],"additional_data":{"next_cursor":"eyJpZCI6MX0"}}"#;
-        let page = Pipedrive.parse_page(&source, "deals", &first, &HeaderMap::new(), body).expect("page");
+        let page = Pipedrive
+            .parse_page(&source, "deals", &first, &HeaderMap::new(), body)
+            .expect("page");
         let next = page.next.expect("more");
-        assert!(next.url.as_str().ends_with("&updated_since=2026-01-01T00%3A00%3A00Z&cursor=eyJpZCI6MX0"), "{}", next.url);
-        let end = Pipedrive.parse_page(&source, "deals", &next, &HeaderMap::new(), br#"{"success":true,"data":null,"additional_data":{"next_cursor":null}}"#).expect("page");
+        assert!(
+            next.url
+                .as_str()
+                .ends_with("&updated_since=2026-01-01T00%3A00%3A00Z&cursor=eyJpZCI6MX0"),
+            "{}",
+            next.url
+        );
+        let end = Pipedrive
+            .parse_page(
+                &source,
+                "deals",
+                &next,
+                &HeaderMap::new(),
+                br#"{"success":true,"data":null,"additional_data":{"next_cursor":null}}"#,
+            )
+            .expect("page");
         assert!(end.next.is_none());
         assert_eq!(end.cursor, r#"{"since":1772445600}"#);
     }
 
     #[test]
     fn the_token_goes_in_the_query_and_deals_need_update_time() {
-        assert!(matches!(Pipedrive.auth(&source()), Ok(Auth::Query { name: "api_token", .. })));
+        assert!(matches!(
+            Pipedrive.auth(&source()),
+            Ok(Auth::Query {
+                name: "api_token",
+                ..
+            })
+        ));
         let source = source();
-        let first = Pipedrive.first_request(&source, "deals", None, &window(None)).expect("request");
-        let error = Pipedrive.parse_page(&source, "deals", &first, &HeaderMap::new(), br#"{"data":[{"id":1}]}"#).expect_err("malformed");
+        let first = Pipedrive
+            .first_request(&source, "deals", None, &window(None))
+            .expect("request");
+        let error = Pipedrive
+            .parse_page(
+                &source,
+                "deals",
+                &first,
+                &HeaderMap::new(),
+                br#"{"data":[{"id":1}]}"#,
+            )
+            .expect_err("malformed");
         assert!(error.detail.contains("update_time"), "{}", error.detail);
     }
 }

@@ -30,11 +30,11 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::walk::WalkCursor;
-use super::{endpoint, next_link, Preset, PresetInfo, SyncWindow};
+use super::{Preset, PresetInfo, SyncWindow, endpoint, next_link};
 use crate::config::SourceConfig;
 use crate::records;
 use crate::sources::http::{Auth, ParseError};
-use crate::sources::{fetched_records, Page, PageRequest, SourceError};
+use crate::sources::{Page, PageRequest, SourceError, fetched_records};
 
 /// Shopify's description; the base URL is built from `shop`.
 pub static INFO: PresetInfo = PresetInfo {
@@ -62,11 +62,16 @@ struct Orders<'a> {
 
 fn orders_url(source: &SourceConfig) -> reqwest::Url {
     let version = source.api_version.as_deref().unwrap_or(DEFAULT_API_VERSION);
-    endpoint(&source.base_url, &format!("admin/api/{version}/orders.json"))
+    endpoint(
+        &source.base_url,
+        &format!("admin/api/{version}/orders.json"),
+    )
 }
 
 fn unix_to_rfc3339(seconds: i64) -> String {
-    chrono::DateTime::from_timestamp(seconds, 0).unwrap_or_default().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    chrono::DateTime::from_timestamp(seconds, 0)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 impl Preset for Shopify {
@@ -74,38 +79,66 @@ impl Preset for Shopify {
         source
             .access_token
             .clone()
-            .map(|value| Auth::Header { name: "x-shopify-access-token", value })
-            .ok_or_else(|| SourceError::Unauthorized { message: "no access_token configured".into() })
+            .map(|value| Auth::Header {
+                name: "x-shopify-access-token",
+                value,
+            })
+            .ok_or_else(|| SourceError::Unauthorized {
+                message: "no access_token configured".into(),
+            })
     }
 
     fn probe(&self, source: &SourceConfig) -> reqwest::Url {
         let mut url = orders_url(source);
-        url.query_pairs_mut().append_pair("status", "any").append_pair("limit", "1");
+        url.query_pairs_mut()
+            .append_pair("status", "any")
+            .append_pair("limit", "1");
         url
     }
 
-    fn first_request(&self, source: &SourceConfig, _stream: &str, cursor: Option<&str>, window: &SyncWindow) -> Result<PageRequest, SourceError> {
+    fn first_request(
+        &self,
+        source: &SourceConfig,
+        _stream: &str,
+        cursor: Option<&str>,
+        window: &SyncWindow,
+    ) -> Result<PageRequest, SourceError> {
         let mut cursor = WalkCursor::parse(cursor)?;
         let walk = cursor.begin(window, true);
         let mut url = orders_url(source);
         match &walk.after {
             // Resuming a walk: page_info carries the filters; only limit may accompany it.
             Some(page_info) => {
-                url.query_pairs_mut().append_pair("limit", PAGE_LIMIT).append_pair("page_info", page_info);
+                url.query_pairs_mut()
+                    .append_pair("limit", PAGE_LIMIT)
+                    .append_pair("page_info", page_info);
             }
             None => {
                 let mut query = url.query_pairs_mut();
-                query.append_pair("status", "any").append_pair("limit", PAGE_LIMIT);
+                query
+                    .append_pair("status", "any")
+                    .append_pair("limit", PAGE_LIMIT);
                 if let Some(gte) = walk.gte {
                     query.append_pair("updated_at_min", &unix_to_rfc3339(gte));
                 }
             }
         }
-        Ok(PageRequest { url, state: cursor.encode() })
+        Ok(PageRequest {
+            url,
+            state: cursor.encode(),
+        })
     }
 
-    fn parse_page(&self, _source: &SourceConfig, _stream: &str, request: &PageRequest, headers: &HeaderMap, body: &[u8]) -> Result<Page, ParseError> {
-        let page: Orders = serde_json::from_slice(body).map_err(|error| ParseError::from_json(&error))?;
+    fn parse_page(
+        &self,
+        _source: &SourceConfig,
+        _stream: &str,
+        request: &PageRequest,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Page, ParseError> {
+        let page: Orders =
+            serde_json::from_slice(body).map_err(|error| ParseError::from_json(&error))?;
         let records = fetched_records(&page.orders, &["id"])?;
         let mut cursor = WalkCursor::from_state(&request.state)?;
         let mut walk = cursor.take_walk();
@@ -113,18 +146,30 @@ impl Preset for Shopify {
             let updated = records::event_time(fetched.record.get("updated_at"), chrono_tz::UTC)
                 .ok()
                 .flatten()
-                .ok_or_else(|| ParseError { truncated: false, detail: format!("order {index} ({}) has no readable `updated_at`", fetched.key) })?;
+                .ok_or_else(|| ParseError {
+                    truncated: false,
+                    detail: format!(
+                        "order {index} ({}) has no readable `updated_at`",
+                        fetched.key
+                    ),
+                })?;
             walk.see(updated.timestamp());
         }
         let Some(next) = next_link(headers)? else {
             return Ok(cursor.into_page(records, walk, None, |_| unreachable!("no next page")));
         };
-        let next = reqwest::Url::parse(&next).map_err(|error| ParseError { truncated: false, detail: format!("Link rel=next is not a URL ({error}): {next}") })?;
+        let next = reqwest::Url::parse(&next).map_err(|error| ParseError {
+            truncated: false,
+            detail: format!("Link rel=next is not a URL ({error}): {next}"),
+        })?;
         let page_info = next
             .query_pairs()
             .find(|(name, _)| name == "page_info")
             .map(|(_, value)| value.into_owned())
-            .ok_or_else(|| ParseError { truncated: false, detail: format!("Link rel=next has no page_info: {next}") })?;
+            .ok_or_else(|| ParseError {
+                truncated: false,
+                detail: format!("Link rel=next has no page_info: {next}"),
+            })?;
         // Follow the header's URL as given: it carries the walk's filters in page_info.
         Ok(cursor.into_page(records, walk, Some(page_info), |_| next))
     }
@@ -148,13 +193,18 @@ mod tests {
     }
 
     fn window(start: Option<i64>) -> SyncWindow {
-        SyncWindow { start: start.and_then(|s| chrono::DateTime::from_timestamp(s, 0)), lookback: Duration::from_secs(3600) }
+        SyncWindow {
+            start: start.and_then(|s| chrono::DateTime::from_timestamp(s, 0)),
+            lookback: Duration::from_secs(3600),
+        }
     }
 
     #[test]
     fn first_page_filters_and_later_pages_follow_the_link_header() {
         let source = source();
-        let first = Shopify.first_request(&source, "orders", None, &window(Some(1_767_225_600))).expect("request");
+        let first = Shopify
+            .first_request(&source, "orders", None, &window(Some(1_767_225_600)))
+            .expect("request");
         assert_eq!(
             first.url.as_str(),
             "https://acme.myshopify.com/admin/api/2026-07/orders.json?status=any&limit=250&updated_at_min=2026-01-01T00%3A00%3A00Z"
@@ -162,24 +212,71 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(LINK, HeaderValue::from_static("<https://acme.myshopify.com/admin/api/2026-07/orders.json?limit=250&page_info=eyJsYXN0X2lkIjo0fQ>; rel=\"next\""));
         let body = br#"{"orders":[{"id":450789469,"updated_at":"2026-03-01T10:00:00-05:00","total_price":"199.00"}]}"#;
-        let page = Shopify.parse_page(&source, "orders", &first, &headers, body).expect("page");
+        let page = Shopify
+            .parse_page(&source, "orders", &first, &headers, body)
+            .expect("page");
         let next = page.next.expect("more");
-        assert_eq!(next.url.as_str(), "https://acme.myshopify.com/admin/api/2026-07/orders.json?limit=250&page_info=eyJsYXN0X2lkIjo0fQ");
+        assert_eq!(
+            next.url.as_str(),
+            "https://acme.myshopify.com/admin/api/2026-07/orders.json?limit=250&page_info=eyJsYXN0X2lkIjo0fQ"
+        );
         // Resuming after a crash sends only limit and page_info.
-        let resumed = Shopify.first_request(&source, "orders", Some(&page.cursor), &window(Some(1_767_225_600))).expect("request");
+        let resumed = Shopify
+            .first_request(
+                &source,
+                "orders",
+                Some(&page.cursor),
+                &window(Some(1_767_225_600)),
+            )
+            .expect("request");
         assert_eq!(resumed.url, next.url);
-        let end = Shopify.parse_page(&source, "orders", &next, &HeaderMap::new(), br#"{"orders":[]}"#).expect("page");
+        let end = Shopify
+            .parse_page(
+                &source,
+                "orders",
+                &next,
+                &HeaderMap::new(),
+                br#"{"orders":[]}"#,
+            )
+            .expect("page");
         assert!(end.next.is_none());
-        assert_eq!(end.cursor, r#"{"since":1772377200}"#, "the newest updated_at becomes the mark");
-        let again = Shopify.first_request(&source, "orders", Some(&end.cursor), &window(Some(1_767_225_600))).expect("request");
-        assert!(again.url.as_str().ends_with("updated_at_min=2026-03-01T14%3A00%3A00Z"), "one hour of lookback: {}", again.url);
+        assert_eq!(
+            end.cursor, r#"{"since":1772377200}"#,
+            "the newest updated_at becomes the mark"
+        );
+        let again = Shopify
+            .first_request(
+                &source,
+                "orders",
+                Some(&end.cursor),
+                &window(Some(1_767_225_600)),
+            )
+            .expect("request");
+        assert!(
+            again
+                .url
+                .as_str()
+                .ends_with("updated_at_min=2026-03-01T14%3A00%3A00Z"),
+            "one hour of lookback: {}",
+            again.url
+        );
     }
 
     #[test]
     fn orders_without_updated_at_are_malformed() {
         let source = source();
-        let first = Shopify.first_request(&source, "orders", None, &window(None)).expect("request");
-        let error = Shopify.parse_page(&source, "orders", &first, &HeaderMap::new(), br#"{"orders":[{"id":1}]}"#).expect_err("malformed");
+        let first = Shopify
+            .first_request(&source, "orders", None, &window(None))
+            .expect("request");
+        let error = Shopify
+            .parse_page(
+                &source,
+                "orders",
+                &first,
+                &HeaderMap::new(),
+                br#"{"orders":[{"id":1}]}"#,
+            )
+            .expect_err("malformed");
         assert!(error.detail.contains("updated_at"), "{}", error.detail);
     }
 }

@@ -32,15 +32,21 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::walk::{Walk, WalkCursor};
-use super::{endpoint, Preset, PresetInfo, SyncWindow};
+use super::{Preset, PresetInfo, SyncWindow, endpoint};
 use crate::config::SourceConfig;
 use crate::sources::http::{Auth, ParseError};
-use crate::sources::{fetched_records, Page, PageRequest, SourceError};
+use crate::sources::{Page, PageRequest, SourceError, fetched_records};
 
 /// Stripe's description.
 pub static INFO: PresetInfo = PresetInfo {
     default_base_url: "https://api.stripe.com",
-    streams: &["charges", "refunds", "invoices", "subscriptions", "balance_transactions"],
+    streams: &[
+        "charges",
+        "refunds",
+        "invoices",
+        "subscriptions",
+        "balance_transactions",
+    ],
     required: &["api_key"],
     default_lookback: Duration::from_secs(30 * 24 * 3600),
 };
@@ -83,7 +89,9 @@ impl Preset for Stripe {
             .api_key
             .clone()
             .map(Auth::Bearer)
-            .ok_or_else(|| SourceError::Unauthorized { message: "no api_key configured".into() })
+            .ok_or_else(|| SourceError::Unauthorized {
+                message: "no api_key configured".into(),
+            })
     }
 
     fn probe(&self, source: &SourceConfig) -> reqwest::Url {
@@ -92,31 +100,59 @@ impl Preset for Stripe {
         url
     }
 
-    fn first_request(&self, source: &SourceConfig, stream: &str, cursor: Option<&str>, window: &SyncWindow) -> Result<PageRequest, SourceError> {
+    fn first_request(
+        &self,
+        source: &SourceConfig,
+        stream: &str,
+        cursor: Option<&str>,
+        window: &SyncWindow,
+    ) -> Result<PageRequest, SourceError> {
         let mut cursor = WalkCursor::parse(cursor)?;
         let url = list_url(&source.base_url, stream, cursor.begin(window, true));
-        Ok(PageRequest { url, state: cursor.encode() })
+        Ok(PageRequest {
+            url,
+            state: cursor.encode(),
+        })
     }
 
-    fn parse_page(&self, source: &SourceConfig, stream: &str, request: &PageRequest, _headers: &HeaderMap, body: &[u8]) -> Result<Page, ParseError> {
-        let list: List = serde_json::from_slice(body).map_err(|error| ParseError::from_json(&error))?;
+    fn parse_page(
+        &self,
+        source: &SourceConfig,
+        stream: &str,
+        request: &PageRequest,
+        _headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Page, ParseError> {
+        let list: List =
+            serde_json::from_slice(body).map_err(|error| ParseError::from_json(&error))?;
         let records = fetched_records(&list.data, &["id"])?;
         let mut cursor = WalkCursor::from_state(&request.state)?;
         let mut walk = cursor.take_walk();
         for (index, fetched) in records.iter().enumerate() {
-            let created = fetched.record.get("created").and_then(serde_json::Value::as_i64).ok_or_else(|| ParseError {
-                truncated: false,
-                detail: format!("item {index} ({}) has no integer `created`", fetched.key),
-            })?;
+            let created = fetched
+                .record
+                .get("created")
+                .and_then(serde_json::Value::as_i64)
+                .ok_or_else(|| ParseError {
+                    truncated: false,
+                    detail: format!("item {index} ({}) has no integer `created`", fetched.key),
+                })?;
             walk.see(created);
         }
         // The next page starts after the last object of this one.
         let next = match (list.has_more, records.last()) {
             (false, _) => None,
             (true, Some(last)) => Some(last.key.clone()),
-            (true, None) => return Err(ParseError { truncated: false, detail: "has_more is true but data is empty".into() }),
+            (true, None) => {
+                return Err(ParseError {
+                    truncated: false,
+                    detail: "has_more is true but data is empty".into(),
+                });
+            }
         };
-        Ok(cursor.into_page(records, walk, next, |walk| list_url(&source.base_url, stream, walk)))
+        Ok(cursor.into_page(records, walk, next, |walk| {
+            list_url(&source.base_url, stream, walk)
+        }))
     }
 }
 
@@ -136,38 +172,79 @@ mod tests {
     }
 
     fn window(start: Option<i64>) -> SyncWindow {
-        SyncWindow { start: start.and_then(|s| chrono::DateTime::from_timestamp(s, 0)), lookback: Duration::from_secs(100) }
+        SyncWindow {
+            start: start.and_then(|s| chrono::DateTime::from_timestamp(s, 0)),
+            lookback: Duration::from_secs(100),
+        }
     }
 
     #[test]
     fn first_walk_starts_at_start_date_and_then_at_since_minus_lookback() {
         let source = source("http://127.0.0.1:9/prefix");
-        let first = Stripe.first_request(&source, "charges", None, &window(Some(1_000))).expect("request");
-        assert_eq!(first.url.as_str(), "http://127.0.0.1:9/prefix/v1/charges?limit=100&created%5Bgte%5D=1000");
+        let first = Stripe
+            .first_request(&source, "charges", None, &window(Some(1_000)))
+            .expect("request");
+        assert_eq!(
+            first.url.as_str(),
+            "http://127.0.0.1:9/prefix/v1/charges?limit=100&created%5Bgte%5D=1000"
+        );
         let cursor = r#"{"since":5000}"#;
-        let next = Stripe.first_request(&source, "charges", Some(cursor), &window(Some(1_000))).expect("request");
-        assert!(next.url.as_str().ends_with("created%5Bgte%5D=4900"), "{}", next.url);
+        let next = Stripe
+            .first_request(&source, "charges", Some(cursor), &window(Some(1_000)))
+            .expect("request");
+        assert!(
+            next.url.as_str().ends_with("created%5Bgte%5D=4900"),
+            "{}",
+            next.url
+        );
         // The lookback never reaches before start_date.
-        let early = Stripe.first_request(&source, "charges", Some(r#"{"since":1050}"#), &window(Some(1_000))).expect("request");
-        assert!(early.url.as_str().ends_with("created%5Bgte%5D=1000"), "{}", early.url);
-        let subscriptions = Stripe.first_request(&source, "subscriptions", None, &window(None)).expect("request");
-        assert_eq!(subscriptions.url.as_str(), "http://127.0.0.1:9/prefix/v1/subscriptions?limit=100&status=all");
+        let early = Stripe
+            .first_request(
+                &source,
+                "charges",
+                Some(r#"{"since":1050}"#),
+                &window(Some(1_000)),
+            )
+            .expect("request");
+        assert!(
+            early.url.as_str().ends_with("created%5Bgte%5D=1000"),
+            "{}",
+            early.url
+        );
+        let subscriptions = Stripe
+            .first_request(&source, "subscriptions", None, &window(None))
+            .expect("request");
+        assert_eq!(
+            subscriptions.url.as_str(),
+            "http://127.0.0.1:9/prefix/v1/subscriptions?limit=100&status=all"
+        );
     }
 
     #[test]
     fn walk_in_progress_resumes_after_the_last_committed_object() {
         let source = source("http://127.0.0.1:9");
-        let request = Stripe.first_request(&source, "charges", None, &window(Some(1_000))).expect("request");
+        let request = Stripe
+            .first_request(&source, "charges", None, &window(Some(1_000)))
+            .expect("request");
         let body = br#"{"object":"list","has_more":true,"data":[{"id":"ch_3","created":3000},{"id":"ch_2","created":2000}]}"#;
-        let page = Stripe.parse_page(&source, "charges", &request, &HeaderMap::new(), body).expect("page");
+        let page = Stripe
+            .parse_page(&source, "charges", &request, &HeaderMap::new(), body)
+            .expect("page");
         assert_eq!(page.records.len(), 2);
         let next = page.next.expect("has_more");
-        assert_eq!(next.url.as_str(), "http://127.0.0.1:9/v1/charges?limit=100&created%5Bgte%5D=1000&starting_after=ch_2");
+        assert_eq!(
+            next.url.as_str(),
+            "http://127.0.0.1:9/v1/charges?limit=100&created%5Bgte%5D=1000&starting_after=ch_2"
+        );
         // A restart with the committed cursor sends the same request.
-        let resumed = Stripe.first_request(&source, "charges", Some(&page.cursor), &window(Some(1_000))).expect("request");
+        let resumed = Stripe
+            .first_request(&source, "charges", Some(&page.cursor), &window(Some(1_000)))
+            .expect("request");
         assert_eq!(resumed.url, next.url);
         let last = br#"{"object":"list","has_more":false,"data":[{"id":"ch_1","created":1500}]}"#;
-        let end = Stripe.parse_page(&source, "charges", &next, &HeaderMap::new(), last).expect("page");
+        let end = Stripe
+            .parse_page(&source, "charges", &next, &HeaderMap::new(), last)
+            .expect("page");
         assert!(end.next.is_none());
         assert_eq!(end.cursor, r#"{"since":3000}"#);
     }
@@ -175,14 +252,38 @@ mod tests {
     #[test]
     fn malformed_pages_are_rejected() {
         let source = source("http://127.0.0.1:9");
-        let request = Stripe.first_request(&source, "charges", None, &window(None)).expect("request");
+        let request = Stripe
+            .first_request(&source, "charges", None, &window(None))
+            .expect("request");
         let truncated = br#"{"object":"list","has_more":true,"data":[{"id":"ch_3","crea"#;
-        assert!(Stripe.parse_page(&source, "charges", &request, &HeaderMap::new(), truncated).expect_err("truncated").truncated);
+        assert!(
+            Stripe
+                .parse_page(&source, "charges", &request, &HeaderMap::new(), truncated)
+                .expect_err("truncated")
+                .truncated
+        );
         let empty_more = br#"{"object":"list","has_more":true,"data":[]}"#;
-        assert!(Stripe.parse_page(&source, "charges", &request, &HeaderMap::new(), empty_more).expect_err("empty").detail.contains("has_more"));
+        assert!(
+            Stripe
+                .parse_page(&source, "charges", &request, &HeaderMap::new(), empty_more)
+                .expect_err("empty")
+                .detail
+                .contains("has_more")
+        );
         let no_created = br#"{"object":"list","has_more":false,"data":[{"id":"ch_3"}]}"#;
-        assert!(Stripe.parse_page(&source, "charges", &request, &HeaderMap::new(), no_created).expect_err("no created").detail.contains("created"));
+        assert!(
+            Stripe
+                .parse_page(&source, "charges", &request, &HeaderMap::new(), no_created)
+                .expect_err("no created")
+                .detail
+                .contains("created")
+        );
         let error_body = br#"{"error":{"message":"nope"}}"#;
-        assert!(!Stripe.parse_page(&source, "charges", &request, &HeaderMap::new(), error_body).expect_err("not a list").truncated);
+        assert!(
+            !Stripe
+                .parse_page(&source, "charges", &request, &HeaderMap::new(), error_body)
+                .expect_err("not a list")
+                .truncated
+        );
     }
 }

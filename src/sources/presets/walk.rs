@@ -50,12 +50,21 @@ impl Walk {
 impl WalkCursor {
     /// Reads a saved cursor; `None` is a first sync.
     pub fn parse(saved: Option<&str>) -> Result<Self, SourceError> {
-        saved.map_or_else(|| Ok(Self::default()), |text| serde_json::from_str(text).map_err(|error| SourceError::BadCursor(error.to_string())))
+        saved.map_or_else(
+            || Ok(Self::default()),
+            |text| {
+                serde_json::from_str(text)
+                    .map_err(|error| SourceError::BadCursor(error.to_string()))
+            },
+        )
     }
 
     /// Reads the state a request carries (written by [`WalkCursor::encode`]).
     pub fn from_state(state: &str) -> Result<Self, ParseError> {
-        serde_json::from_str(state).map_err(|error| ParseError { truncated: false, detail: format!("internal cursor state unreadable: {error}") })
+        serde_json::from_str(state).map_err(|error| ParseError {
+            truncated: false,
+            detail: format!("internal cursor state unreadable: {error}"),
+        })
     }
 
     /// The cursor as saved text.
@@ -75,7 +84,11 @@ impl WalkCursor {
             (true, Some(since), None) => Some(since - lookback),
             (true, None, start) => start,
         };
-        self.run.get_or_insert(Walk { gte, after: None, max: None })
+        self.run.get_or_insert(Walk {
+            gte,
+            after: None,
+            max: None,
+        })
     }
 
     /// Takes the walk in progress out of the cursor (to update it with a page).
@@ -92,16 +105,30 @@ impl WalkCursor {
     /// The page of `records` read in `walk`: with `next` (the API's position after this
     /// page) the walk continues at the request `url_for` builds from the updated walk;
     /// without, it is finished and the mark rises.
-    pub fn into_page(mut self, records: Vec<FetchedRecord>, walk: Walk, next: Option<String>, url_for: impl FnOnce(&Walk) -> reqwest::Url) -> Page {
+    pub fn into_page(
+        mut self,
+        records: Vec<FetchedRecord>,
+        walk: Walk,
+        next: Option<String>,
+        url_for: impl FnOnce(&Walk) -> reqwest::Url,
+    ) -> Page {
         match next {
             Some(position) => {
                 let url = url_for(self.continue_after(walk, position));
                 let state = self.encode();
-                Page { records, cursor: state.clone(), next: Some(PageRequest { url, state }) }
+                Page {
+                    records,
+                    cursor: state.clone(),
+                    next: Some(PageRequest { url, state }),
+                }
             }
             None => {
                 self.finish(walk);
-                Page { records, cursor: self.encode(), next: None }
+                Page {
+                    records,
+                    cursor: self.encode(),
+                    next: None,
+                }
             }
         }
     }
@@ -122,15 +149,28 @@ mod tests {
     use std::time::Duration;
 
     fn window(start: Option<i64>) -> SyncWindow {
-        SyncWindow { start: start.and_then(|s| chrono::DateTime::from_timestamp(s, 0)), lookback: Duration::from_secs(100) }
+        SyncWindow {
+            start: start.and_then(|s| chrono::DateTime::from_timestamp(s, 0)),
+            lookback: Duration::from_secs(100),
+        }
     }
 
     #[test]
     fn walks_start_at_the_mark_minus_lookback_but_never_before_the_start() {
-        let cases = [(None, Some(1_000), Some(1_000)), (Some(5_000), Some(1_000), Some(4_900)), (Some(1_050), Some(1_000), Some(1_000)), (Some(5_000), None, Some(4_900)), (None, None, None)];
+        let cases = [
+            (None, Some(1_000), Some(1_000)),
+            (Some(5_000), Some(1_000), Some(4_900)),
+            (Some(1_050), Some(1_000), Some(1_000)),
+            (Some(5_000), None, Some(4_900)),
+            (None, None, None),
+        ];
         for (since, start, expected) in cases {
             let mut cursor = WalkCursor { since, run: None };
-            assert_eq!(cursor.begin(&window(start), true).gte, expected, "since {since:?}, start {start:?}");
+            assert_eq!(
+                cursor.begin(&window(start), true).gte,
+                expected,
+                "since {since:?}, start {start:?}"
+            );
             let mut unfiltered = WalkCursor { since, run: None };
             assert_eq!(unfiltered.begin(&window(start), false).gte, None);
         }
@@ -138,13 +178,30 @@ mod tests {
 
     #[test]
     fn a_walk_in_progress_is_kept_and_finishing_raises_the_mark() {
-        let mut cursor = WalkCursor { since: Some(10), run: Some(Walk { gte: Some(5), after: Some("x".into()), max: Some(30) }) };
-        assert_eq!(cursor.begin(&window(None), true).after.as_deref(), Some("x"), "resumes, does not restart");
+        let mut cursor = WalkCursor {
+            since: Some(10),
+            run: Some(Walk {
+                gte: Some(5),
+                after: Some("x".into()),
+                max: Some(30),
+            }),
+        };
+        assert_eq!(
+            cursor.begin(&window(None), true).after.as_deref(),
+            Some("x"),
+            "resumes, does not restart"
+        );
         let mut walk = cursor.take_walk();
         walk.see(20);
         walk.see(40);
         cursor.finish(walk);
-        assert_eq!(cursor, WalkCursor { since: Some(40), run: None });
+        assert_eq!(
+            cursor,
+            WalkCursor {
+                since: Some(40),
+                run: None
+            }
+        );
         assert_eq!(cursor.encode(), r#"{"since":40}"#);
     }
 }

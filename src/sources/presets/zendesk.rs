@@ -36,12 +36,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use super::walk::{Walk, WalkCursor};
-use super::{endpoint, Preset, PresetInfo, SyncWindow};
+use super::{Preset, PresetInfo, SyncWindow, endpoint};
 use crate::config::SourceConfig;
 use crate::records;
 use crate::secret::Secret;
 use crate::sources::http::{Auth, ParseError};
-use crate::sources::{fetched_records, Page, PageRequest, SourceError};
+use crate::sources::{Page, PageRequest, SourceError, fetched_records};
 
 /// Zendesk's description; the base URL is built from `subdomain`.
 pub static INFO: PresetInfo = PresetInfo {
@@ -91,7 +91,10 @@ fn encode(cursor: &Cursor) -> String {
 }
 
 fn parse_error(detail: impl Into<String>) -> ParseError {
-    ParseError { truncated: false, detail: detail.into() }
+    ParseError {
+        truncated: false,
+        detail: detail.into(),
+    }
 }
 
 fn export_url(base: &reqwest::Url, cursor: &Cursor, start: i64) -> reqwest::Url {
@@ -126,8 +129,13 @@ impl Preset for Zendesk {
     fn auth(&self, source: &SourceConfig) -> Result<Auth, SourceError> {
         match (&source.email, &source.api_token) {
             // Zendesk's API token form: the user is "{email}/token".
-            (Some(email), Some(token)) => Ok(Auth::Basic { username: Secret::new(format!("{email}/token")), password: token.clone() }),
-            _ => Err(SourceError::Unauthorized { message: "email and api_token are required".into() }),
+            (Some(email), Some(token)) => Ok(Auth::Basic {
+                username: Secret::new(format!("{email}/token")),
+                password: token.clone(),
+            }),
+            _ => Err(SourceError::Unauthorized {
+                message: "email and api_token are required".into(),
+            }),
         }
     }
 
@@ -137,62 +145,118 @@ impl Preset for Zendesk {
         url
     }
 
-    fn first_request(&self, source: &SourceConfig, stream: &str, cursor: Option<&str>, window: &SyncWindow) -> Result<PageRequest, SourceError> {
+    fn first_request(
+        &self,
+        source: &SourceConfig,
+        stream: &str,
+        cursor: Option<&str>,
+        window: &SyncWindow,
+    ) -> Result<PageRequest, SourceError> {
         let mut cursor: Cursor = match cursor {
-            Some(text) => serde_json::from_str(text).map_err(|error| SourceError::BadCursor(error.to_string()))?,
+            Some(text) => serde_json::from_str(text)
+                .map_err(|error| SourceError::BadCursor(error.to_string()))?,
             None => Cursor::default(),
         };
         let url = if stream == "tickets" {
             // The export wants a start_time on the first request; without a start_date,
             // the beginning of time (every ticket).
-            export_url(&source.base_url, &cursor, window.start.map_or(0, |start| start.timestamp()))
+            export_url(
+                &source.base_url,
+                &cursor,
+                window.start.map_or(0, |start| start.timestamp()),
+            )
         } else {
             // Ticket metrics have no time filter upstream: each walk covers the whole list.
             let filtered = stream == "satisfaction_ratings";
-            list_url(&source.base_url, stream, cursor.walk.begin(window, filtered))
+            list_url(
+                &source.base_url,
+                stream,
+                cursor.walk.begin(window, filtered),
+            )
         };
-        Ok(PageRequest { url, state: encode(&cursor) })
+        Ok(PageRequest {
+            url,
+            state: encode(&cursor),
+        })
     }
 
-    fn parse_page(&self, source: &SourceConfig, stream: &str, request: &PageRequest, _headers: &HeaderMap, body: &[u8]) -> Result<Page, ParseError> {
-        let mut cursor: Cursor = serde_json::from_str(&request.state).map_err(|error| parse_error(format!("internal cursor state unreadable: {error}")))?;
+    fn parse_page(
+        &self,
+        source: &SourceConfig,
+        stream: &str,
+        request: &PageRequest,
+        _headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Page, ParseError> {
+        let mut cursor: Cursor = serde_json::from_str(&request.state)
+            .map_err(|error| parse_error(format!("internal cursor state unreadable: {error}")))?;
         if stream == "tickets" {
-            let export: Export = serde_json::from_slice(body).map_err(|error| ParseError::from_json(&error))?;
+            let export: Export =
+                serde_json::from_slice(body).map_err(|error| ParseError::from_json(&error))?;
             let records = fetched_records(&export.tickets, &["id"])?;
-            let after = export.after_cursor.ok_or_else(|| parse_error("after_cursor is missing"))?;
+            let after = export
+                .after_cursor
+                .ok_or_else(|| parse_error("after_cursor is missing"))?;
             cursor.export = Some(after);
-            let next = (!export.end_of_stream).then(|| PageRequest { url: export_url(&source.base_url, &cursor, 0), state: encode(&cursor) });
-            return Ok(Page { records, cursor: encode(&cursor), next });
+            let next = (!export.end_of_stream).then(|| PageRequest {
+                url: export_url(&source.base_url, &cursor, 0),
+                state: encode(&cursor),
+            });
+            return Ok(Page {
+                records,
+                cursor: encode(&cursor),
+                next,
+            });
         }
 
         // Lists carry their records under the stream's own name.
-        let mut list: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(body).map_err(|error| ParseError::from_json(&error))?;
+        let mut list: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(body).map_err(|error| ParseError::from_json(&error))?;
         let meta: ListMeta = list
             .remove("meta")
             .map(serde_json::from_value)
             .transpose()
             .map_err(|error| parse_error(format!("meta: {error}")))?
             .ok_or_else(|| parse_error("meta is missing (cursor pagination)"))?;
-        let items = list.remove(stream).ok_or_else(|| parse_error(format!("`{stream}` is missing")))?;
-        let items: Vec<Box<RawValue>> = serde_json::from_value(items).map_err(|error| parse_error(format!("`{stream}` is not a list: {error}")))?;
+        let items = list
+            .remove(stream)
+            .ok_or_else(|| parse_error(format!("`{stream}` is missing")))?;
+        let items: Vec<Box<RawValue>> = serde_json::from_value(items)
+            .map_err(|error| parse_error(format!("`{stream}` is not a list: {error}")))?;
         let borrowed: Vec<&RawValue> = items.iter().map(Box::as_ref).collect();
         let records = fetched_records(&borrowed, &["id"])?;
         let mut walk = cursor.walk.take_walk();
         for fetched in &records {
-            if let Ok(Some(created)) = records::event_time(fetched.record.get("created_at"), chrono_tz::UTC) {
+            if let Ok(Some(created)) =
+                records::event_time(fetched.record.get("created_at"), chrono_tz::UTC)
+            {
                 walk.see(created.timestamp());
             }
         }
         match (meta.has_more, meta.after_cursor) {
             (true, Some(after)) => {
-                let url = list_url(&source.base_url, stream, cursor.walk.continue_after(walk, after));
+                let url = list_url(
+                    &source.base_url,
+                    stream,
+                    cursor.walk.continue_after(walk, after),
+                );
                 let state = encode(&cursor);
-                Ok(Page { records, cursor: state.clone(), next: Some(PageRequest { url, state }) })
+                Ok(Page {
+                    records,
+                    cursor: state.clone(),
+                    next: Some(PageRequest { url, state }),
+                })
             }
-            (true, None) => Err(parse_error("meta.has_more is true but meta.after_cursor is missing")),
+            (true, None) => Err(parse_error(
+                "meta.has_more is true but meta.after_cursor is missing",
+            )),
             (false, _) => {
                 cursor.walk.finish(walk);
-                Ok(Page { records, cursor: encode(&cursor), next: None })
+                Ok(Page {
+                    records,
+                    cursor: encode(&cursor),
+                    next: None,
+                })
             }
         }
     }
@@ -215,24 +279,41 @@ mod tests {
     }
 
     fn window(start: Option<i64>) -> SyncWindow {
-        SyncWindow { start: start.and_then(|s| chrono::DateTime::from_timestamp(s, 0)), lookback: Duration::from_secs(100) }
+        SyncWindow {
+            start: start.and_then(|s| chrono::DateTime::from_timestamp(s, 0)),
+            lookback: Duration::from_secs(100),
+        }
     }
 
     #[test]
     fn tickets_follow_the_export_cursor_until_end_of_stream() {
         let source = source();
-        let first = Zendesk.first_request(&source, "tickets", None, &window(Some(1_000))).expect("request");
-        assert_eq!(first.url.as_str(), "https://acme.zendesk.com/api/v2/incremental/tickets/cursor.json?start_time=1000&per_page=1000");
+        let first = Zendesk
+            .first_request(&source, "tickets", None, &window(Some(1_000)))
+            .expect("request");
+        assert_eq!(
+            first.url.as_str(),
+            "https://acme.zendesk.com/api/v2/incremental/tickets/cursor.json?start_time=1000&per_page=1000"
+        );
         let body = br#"{"tickets":[{"id":1,"status":"open","updated_at":"2026-03-01T10:00:00Z"}],"after_cursor":"MTU3","after_url":"x","before_cursor":null,"end_of_stream":false}"#;
-        let page = Zendesk.parse_page(&source, "tickets", &first, &HeaderMap::new(), body).expect("page");
+        let page = Zendesk
+            .parse_page(&source, "tickets", &first, &HeaderMap::new(), body)
+            .expect("page");
         assert_eq!(page.cursor, r#"{"export":"MTU3"}"#);
         let next = page.next.expect("more");
-        assert_eq!(next.url.as_str(), "https://acme.zendesk.com/api/v2/incremental/tickets/cursor.json?cursor=MTU3&per_page=1000");
+        assert_eq!(
+            next.url.as_str(),
+            "https://acme.zendesk.com/api/v2/incremental/tickets/cursor.json?cursor=MTU3&per_page=1000"
+        );
         // A later sync resumes from the saved cursor, never from start_time again.
-        let resumed = Zendesk.first_request(&source, "tickets", Some(&page.cursor), &window(Some(1_000))).expect("request");
+        let resumed = Zendesk
+            .first_request(&source, "tickets", Some(&page.cursor), &window(Some(1_000)))
+            .expect("request");
         assert_eq!(resumed.url, next.url);
         let last = br#"{"tickets":[],"after_cursor":"MTU4","end_of_stream":true}"#;
-        let end = Zendesk.parse_page(&source, "tickets", &next, &HeaderMap::new(), last).expect("page");
+        let end = Zendesk
+            .parse_page(&source, "tickets", &next, &HeaderMap::new(), last)
+            .expect("page");
         assert!(end.next.is_none());
         assert_eq!(end.cursor, r#"{"export":"MTU4"}"#);
     }
@@ -240,16 +321,59 @@ mod tests {
     #[test]
     fn lists_walk_cursor_pages_and_ratings_start_at_since_minus_lookback() {
         let source = source();
-        let metrics = Zendesk.first_request(&source, "ticket_metrics", Some(r#"{"since":5000}"#), &window(None)).expect("request");
-        assert_eq!(metrics.url.as_str(), "https://acme.zendesk.com/api/v2/ticket_metrics?page%5Bsize%5D=100", "no time filter on metrics");
-        let ratings = Zendesk.first_request(&source, "satisfaction_ratings", Some(r#"{"since":5000}"#), &window(Some(1_000))).expect("request");
-        assert_eq!(ratings.url.as_str(), "https://acme.zendesk.com/api/v2/satisfaction_ratings?page%5Bsize%5D=100&start_time=4900");
+        let metrics = Zendesk
+            .first_request(
+                &source,
+                "ticket_metrics",
+                Some(r#"{"since":5000}"#),
+                &window(None),
+            )
+            .expect("request");
+        assert_eq!(
+            metrics.url.as_str(),
+            "https://acme.zendesk.com/api/v2/ticket_metrics?page%5Bsize%5D=100",
+            "no time filter on metrics"
+        );
+        let ratings = Zendesk
+            .first_request(
+                &source,
+                "satisfaction_ratings",
+                Some(r#"{"since":5000}"#),
+                &window(Some(1_000)),
+            )
+            .expect("request");
+        assert_eq!(
+            ratings.url.as_str(),
+            "https://acme.zendesk.com/api/v2/satisfaction_ratings?page%5Bsize%5D=100&start_time=4900"
+        );
         let body = br#"{"satisfaction_ratings":[{"id":7,"score":"good","created_at":"1970-01-01T01:40:00Z"}],"meta":{"has_more":true,"after_cursor":"xyz"},"links":{"next":"n"}}"#;
-        let page = Zendesk.parse_page(&source, "satisfaction_ratings", &ratings, &HeaderMap::new(), body).expect("page");
+        let page = Zendesk
+            .parse_page(
+                &source,
+                "satisfaction_ratings",
+                &ratings,
+                &HeaderMap::new(),
+                body,
+            )
+            .expect("page");
         let next = page.next.expect("more");
-        assert!(next.url.as_str().ends_with("start_time=4900&page%5Bafter%5D=xyz"), "{}", next.url);
+        assert!(
+            next.url
+                .as_str()
+                .ends_with("start_time=4900&page%5Bafter%5D=xyz"),
+            "{}",
+            next.url
+        );
         let last = br#"{"satisfaction_ratings":[],"meta":{"has_more":false,"after_cursor":null}}"#;
-        let end = Zendesk.parse_page(&source, "satisfaction_ratings", &next, &HeaderMap::new(), last).expect("page");
+        let end = Zendesk
+            .parse_page(
+                &source,
+                "satisfaction_ratings",
+                &next,
+                &HeaderMap::new(),
+                last,
+            )
+            .expect("page");
         assert_eq!(end.cursor, r#"{"since":6000}"#);
     }
 
@@ -267,10 +391,36 @@ mod tests {
     #[test]
     fn malformed_pages_name_what_is_missing() {
         let source = source();
-        let request = Zendesk.first_request(&source, "ticket_metrics", None, &window(None)).expect("request");
+        let request = Zendesk
+            .first_request(&source, "ticket_metrics", None, &window(None))
+            .expect("request");
         let no_meta = br#"{"ticket_metrics":[]}"#;
-        assert!(Zendesk.parse_page(&source, "ticket_metrics", &request, &HeaderMap::new(), no_meta).expect_err("no meta").detail.contains("meta"));
+        assert!(
+            Zendesk
+                .parse_page(
+                    &source,
+                    "ticket_metrics",
+                    &request,
+                    &HeaderMap::new(),
+                    no_meta
+                )
+                .expect_err("no meta")
+                .detail
+                .contains("meta")
+        );
         let wrong = br#"{"tickets":[],"meta":{"has_more":false}}"#;
-        assert!(Zendesk.parse_page(&source, "ticket_metrics", &request, &HeaderMap::new(), wrong).expect_err("no list").detail.contains("ticket_metrics"));
+        assert!(
+            Zendesk
+                .parse_page(
+                    &source,
+                    "ticket_metrics",
+                    &request,
+                    &HeaderMap::new(),
+                    wrong
+                )
+                .expect_err("no list")
+                .detail
+                .contains("ticket_metrics")
+        );
     }
 }
