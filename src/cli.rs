@@ -313,8 +313,8 @@ async fn sync(settings: Settings, only: Option<&str>) -> Result<(), Failure> {
             failed.push(source.name.clone());
         }
     }
-    cancel.cancel();
-    let _ = signal.await;
+    // After a first signal the listener waits for a second one; it must not hold the exit.
+    signal.abort();
     services.store.close().await;
     if failed.is_empty() {
         Ok(())

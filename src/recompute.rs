@@ -29,6 +29,13 @@ pub struct BoundMeasure {
 }
 
 impl BoundMeasure {
+    /// The value of a period that has no stored row: zero for sums and counts over
+    /// records (nothing happened), none otherwise.
+    pub fn value_without_row(&self) -> Option<f64> {
+        self.records()
+            .and_then(|records| records.aggregate.empty_value())
+    }
+
     /// The record side of the measure, if it reads records.
     pub fn records(&self) -> Option<&RecordMeasure> {
         match &self.config.kind {
@@ -279,9 +286,7 @@ pub async fn recompute_dirty(
                             Some(value) => *value,
                             None => match tx.value_at(input.id, period).await? {
                                 Some(stored) => stored,
-                                None => input
-                                    .records()
-                                    .and_then(|records| records.aggregate.empty_value()),
+                                None => input.value_without_row(),
                             },
                         };
                         values.insert(input.config.id.clone(), value);

@@ -7,6 +7,8 @@
 //! off target on its third day), the current period for the others (an average reply
 //! time means something mid-month).
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
@@ -97,11 +99,18 @@ fn judges_complete_period(measure: &BoundMeasure) -> bool {
     }
 }
 
-/// The value of a period with no stored row: zero for sums and counts over records.
-fn missing_value(measure: &BoundMeasure) -> Option<f64> {
-    measure
-        .records()
-        .and_then(|records| records.aggregate.empty_value())
+/// The value of the period starting at `start` among a measure's `stored` values; a
+/// period with no stored row is zero for sums and counts over records, and has no value
+/// otherwise.
+fn value_at(
+    measure: &BoundMeasure,
+    stored: &HashMap<i64, Option<f64>>,
+    start: DateTime<Tz>,
+) -> Option<f64> {
+    match stored.get(&start.timestamp()) {
+        Some(value) => *value,
+        None => measure.value_without_row(),
+    }
 }
 
 fn point(
@@ -144,23 +153,29 @@ pub async fn build(
             tz,
         );
         let after_current = kind.next(current_start);
-        let stored = store
+        let stored: HashMap<i64, Option<f64>> = store
             .values(
                 measure.id,
                 previous_start.timestamp(),
                 after_current.timestamp(),
             )
-            .await?;
-        let value_at = |start: DateTime<Tz>| {
-            stored
-                .iter()
-                .find(|(period, _)| *period == start.timestamp())
-                .map_or_else(|| missing_value(measure), |(_, value)| *value)
-        };
-        let current = point(measure, kind, current_start, value_at(current_start));
+            .await?
+            .into_iter()
+            .collect();
+        let current = point(
+            measure,
+            kind,
+            current_start,
+            value_at(measure, &stored, current_start),
+        );
         let complete = judges_complete_period(measure);
         let judged = if complete {
-            point(measure, kind, previous_start, value_at(previous_start))
+            point(
+                measure,
+                kind,
+                previous_start,
+                value_at(measure, &stored, previous_start),
+            )
         } else {
             current.clone()
         };
@@ -219,17 +234,20 @@ pub async fn series(
         None => kind.start_of(now, tz),
     };
     let end = kind.next(last);
-    let stored = store
+    let stored: HashMap<i64, Option<f64>> = store
         .values(measure.id, first.timestamp(), end.timestamp())
-        .await?;
+        .await?
+        .into_iter()
+        .collect();
     let mut points = Vec::new();
     let mut start = first;
     while start < end && points.len() < MAX_SERIES_POINTS {
-        let value = stored
-            .iter()
-            .find(|(period, _)| *period == start.timestamp())
-            .map_or_else(|| missing_value(measure), |(_, value)| *value);
-        points.push(point(measure, kind, start, value));
+        points.push(point(
+            measure,
+            kind,
+            start,
+            value_at(measure, &stored, start),
+        ));
         start = kind.next(start);
     }
     Ok(points)

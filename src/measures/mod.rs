@@ -82,14 +82,6 @@ impl Aggregate {
             _ => None,
         }
     }
-
-    /// True when the value needs the individual contributions rather than a SQL aggregate.
-    pub fn needs_values(self) -> bool {
-        matches!(
-            self,
-            Self::CountDistinct | Self::Median | Self::P90 | Self::Last
-        )
-    }
 }
 
 /// The value a record contributes to a measure.

@@ -29,7 +29,7 @@ use crate::config::SourceConfig;
 use crate::measures;
 use crate::recompute::{self, Catalog, input_row};
 use crate::records::Record;
-use crate::store::Store;
+use crate::store::{Store, StreamState};
 
 /// Records per write transaction (several pages of 100). Larger batches write faster
 /// (fewer commits, each a WAL sync) but hold more memory and redo more after a crash.
@@ -40,10 +40,8 @@ pub const BATCH_RECORDS: usize = 1_000;
 pub enum Trigger {
     /// The source's cron schedule.
     Schedule,
-    /// `scorekeeper sync`.
+    /// `scorekeeper sync`, or the demo's first sync.
     Manual,
-    /// `POST /api/v1/sources/{name}/sync`.
-    Api,
 }
 
 impl Trigger {
@@ -52,7 +50,6 @@ impl Trigger {
         match self {
             Trigger::Schedule => "schedule",
             Trigger::Manual => "manual",
-            Trigger::Api => "api",
         }
     }
 }
@@ -146,11 +143,6 @@ impl Engine {
         }
     }
 
-    /// The bound measures.
-    pub fn catalog(&self) -> &Catalog {
-        &self.catalog
-    }
-
     /// Syncs every stream of `source`, then recomputes the periods it touched.
     /// A failing stream does not stop the others; the report says which failed.
     pub async fn sync_source(
@@ -232,16 +224,21 @@ impl Engine {
             };
             let span = tracing::info_span!("stream", stream = %stream);
             let error = async {
-                let result = self.sync_stream(source, preset, stream, &mut stream_report, cancel).await;
-                let error = match result {
-                    Ok(()) => None,
-                    Err(SourceError::Cancelled) => {
+                let state = self.store.stream_state(&source.name, stream).await;
+                let result = match &state {
+                    Ok(state) => self.sync_stream(source, preset, stream, state, &mut stream_report, cancel).await,
+                    Err(_) => Ok(()),
+                };
+                let error = match (state.as_ref().err(), result) {
+                    (Some(store_error), _) => Some(format!("cannot read the stream's state: {store_error}")),
+                    (None, Ok(())) => None,
+                    (None, Err(SourceError::Cancelled)) => {
                         report.cancelled = true;
                         None
                     }
-                    Err(error) => Some(error.to_string()),
+                    (None, Err(error)) => Some(error.to_string()),
                 };
-                if let Ok(state) = self.store.stream_state(&source.name, stream).await
+                if let Ok(state) = &state
                     && let Err(store_error) = self.store.finish_stream_sync(state.id, chrono::Utc::now().timestamp(), error.as_deref()).await
                 {
                     tracing::error!(error = %store_error, "Cannot record the end of the stream's sync");
@@ -277,11 +274,11 @@ impl Engine {
         source: &SourceConfig,
         preset: &'static dyn Preset,
         stream: &str,
+        state: &StreamState,
         report: &mut StreamReport,
         cancel: &CancellationToken,
     ) -> Result<(), SourceError> {
         let auth = preset.auth(source)?;
-        let state = self.store.stream_state(&source.name, stream).await?;
         let window = SyncWindow::of(source, self.catalog.timezone());
         let first = preset.first_request(source, stream, state.cursor.as_deref(), &window)?;
 

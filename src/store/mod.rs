@@ -122,7 +122,7 @@ pub struct SyncRun {
     pub id: i64,
     /// Source name.
     pub source: String,
-    /// schedule | manual | api
+    /// schedule | manual
     pub trigger: String,
     /// Unix seconds.
     pub started_at: i64,
@@ -238,29 +238,6 @@ impl Store {
                 last_success_at: row.try_get(3)?,
                 last_error: row.try_get(4)?,
             })
-        })
-    }
-
-    /// Every stream's state, keyed by (source, stream).
-    pub async fn stream_states(&self) -> Result<Vec<(String, String, StreamState)>, StoreError> {
-        let sql = "SELECT source, stream, id, cursor, last_sync_at, last_success_at, last_error FROM streams ORDER BY source, stream";
-        dispatch!(&self.pool, |pool| {
-            let rows = sqlx::query(sql).fetch_all(pool).await?;
-            rows.iter()
-                .map(|row| {
-                    Ok((
-                        row.try_get(0)?,
-                        row.try_get(1)?,
-                        StreamState {
-                            id: row.try_get(2)?,
-                            cursor: row.try_get(3)?,
-                            last_sync_at: row.try_get(4)?,
-                            last_success_at: row.try_get(5)?,
-                            last_error: row.try_get(6)?,
-                        },
-                    ))
-                })
-                .collect()
         })
     }
 
@@ -528,27 +505,6 @@ impl Tx {
             });
         }
         Ok(ids)
-    }
-
-    /// Deletes records by id, with their measure inputs.
-    pub async fn delete_records(&mut self, record_ids: &[i64]) -> Result<(), StoreError> {
-        for chunk in record_ids.chunks(ROWS_PER_STATEMENT) {
-            for table_sql in [
-                "DELETE FROM measure_inputs WHERE record_id IN (",
-                "DELETE FROM records WHERE id IN (",
-            ] {
-                dispatch!(&mut self.tx, |tx| {
-                    let mut query = QueryBuilder::new(table_sql);
-                    let mut list = query.separated(", ");
-                    for id in chunk {
-                        list.push_bind(*id);
-                    }
-                    query.push(")");
-                    query.build().execute(&mut **tx).await?;
-                });
-            }
-        }
-        Ok(())
     }
 
     /// Removes measure inputs by (measure, period, record).
