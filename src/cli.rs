@@ -16,7 +16,7 @@ use crate::app::{self, RunOptions, Services};
 use crate::config::{self, ConfigError, Settings};
 use crate::scorecard::{self, SeriesPoint};
 use crate::sources::engine::Trigger;
-use crate::sources::http::{HttpClient, ParseError, RetryPolicy};
+use crate::sources::http::{HttpClient, RetryPolicy};
 use crate::sources::presets;
 use crate::telemetry::LogFormat;
 
@@ -344,16 +344,34 @@ async fn check(settings: Settings, connect: bool) -> Result<(), Failure> {
     .context("building the HTTP client")?;
     let cancel = CancellationToken::new();
     let mut failed = 0;
+    // OAuth2 sources keep rotated refresh tokens in the database, so checking them
+    // needs it; the others do not touch it.
+    let store = if settings
+        .sources
+        .values()
+        .any(|source| source.oauth.is_some())
+    {
+        Some(
+            crate::store::Store::connect(&settings.database.url)
+                .await
+                .context("opening the database (it keeps OAuth2 tokens)")?,
+        )
+    } else {
+        None
+    };
     for source in settings.sources.values() {
         let preset = presets::preset(source.kind);
-        let outcome = match preset.auth(source) {
+        let auth = match (&source.oauth, &store) {
+            (Some(oauth), Some(store)) => {
+                crate::sources::oauth::access_token(store, &http, &source.name, oauth, false).await
+            }
+            _ => preset.auth(source),
+        };
+        let outcome = match auth {
             Ok(auth) => {
-                http.get(
-                    &preset.probe(source),
-                    &auth,
-                    &cancel,
-                    |_headers: &reqwest::header::HeaderMap, _body: &[u8]| Ok::<(), ParseError>(()),
-                )
+                http.send(&preset.probe(source), &auth, &cancel, |headers, body| {
+                    preset.check_probe(headers, body)
+                })
                 .await
             }
             Err(error) => Err(error),

@@ -293,6 +293,30 @@ pub struct RawSource {
     pub domain: Option<String>,
     /// Pipedrive: the company domain (`acme` for acme.pipedrive.com).
     pub company_domain: Option<String>,
+    /// QuickBooks: the company id (realm id).
+    pub realm_id: Option<String>,
+    /// Xero: the organisation's tenant id (sent as `Xero-tenant-id`).
+    pub tenant_id: Option<String>,
+    /// OAuth2 (QuickBooks, Xero): the app's client id.
+    pub client_id: Option<String>,
+    /// OAuth2: the app's client secret.
+    pub client_secret: Option<Secret>,
+    /// OAuth2: the refresh token from the authorization (rotated tokens are kept in the database).
+    pub refresh_token: Option<Secret>,
+    /// OAuth2: the token endpoint (each preset has its real default).
+    pub token_url: Option<String>,
+    /// Moodle: the web service token (`wstoken`).
+    pub token: Option<Secret>,
+    /// CSV: a local file.
+    pub path: Option<String>,
+    /// CSV: an HTTP(S) address of the file.
+    pub url: Option<String>,
+    /// CSV: column name → type (string, integer, number, boolean, date, datetime).
+    pub columns: Option<BTreeMap<String, String>>,
+    /// CSV: the columns that identify a row.
+    pub key: Option<Vec<String>>,
+    /// CSV: the field separator (one character, `,` by default).
+    pub delimiter: Option<String>,
 }
 
 /// `[measures.ID]` as written.
@@ -388,6 +412,11 @@ impl Settings {
             secrets.extend(source.api_key.as_ref());
             secrets.extend(source.api_token.as_ref());
             secrets.extend(source.access_token.as_ref());
+            secrets.extend(source.token.as_ref());
+            if let Some(oauth) = &source.oauth {
+                secrets.push(&oauth.client_secret);
+                secrets.push(&oauth.refresh_token);
+            }
         }
         secrets
     }
@@ -460,6 +489,68 @@ pub struct SourceConfig {
     pub domain: Option<String>,
     /// Pipedrive: the company domain.
     pub company_domain: Option<String>,
+    /// QuickBooks: the company id (realm id).
+    pub realm_id: Option<String>,
+    /// Xero: the organisation's tenant id.
+    pub tenant_id: Option<String>,
+    /// OAuth2 refresh-token flow (QuickBooks, Xero), when configured.
+    pub oauth: Option<OAuthConfig>,
+    /// Moodle: the web service token.
+    pub token: Option<Secret>,
+    /// CSV: where the file is and how to read it.
+    pub csv: Option<CsvConfig>,
+}
+
+/// The OAuth2 refresh-token grant of a source (RFC 6749 §6).
+#[derive(Debug, Clone)]
+pub struct OAuthConfig {
+    /// The token endpoint.
+    pub token_url: reqwest::Url,
+    /// The app's client id.
+    pub client_id: String,
+    /// The app's client secret.
+    pub client_secret: Secret,
+    /// The refresh token the user configured (the database keeps rotated successors).
+    pub refresh_token: Secret,
+}
+
+/// Where a CSV source reads from and how.
+#[derive(Debug, Clone)]
+pub struct CsvConfig {
+    /// A local file or an HTTP(S) address.
+    pub location: CsvLocation,
+    /// Column name → type; columns not listed are read as strings.
+    pub columns: BTreeMap<String, CsvColumnType>,
+    /// The columns that identify a row.
+    pub key: Vec<String>,
+    /// Field separator.
+    pub delimiter: u8,
+}
+
+/// A CSV file's location.
+#[derive(Debug, Clone)]
+pub enum CsvLocation {
+    /// A local path.
+    Path(PathBuf),
+    /// An HTTP(S) address.
+    Url(reqwest::Url),
+}
+
+/// The type a CSV column is read as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CsvColumnType {
+    /// Text, as written.
+    String,
+    /// A whole number.
+    Integer,
+    /// A decimal number.
+    Number,
+    /// true/false, yes/no, 1/0.
+    Boolean,
+    /// A calendar date (YYYY-MM-DD).
+    Date,
+    /// A date-time (RFC 3339, or a date and time without offset).
+    Datetime,
 }
 
 /// Built-in connector presets.

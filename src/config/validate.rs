@@ -237,7 +237,7 @@ fn validate_source(name: &str, raw: RawSource, problems: &mut Problems) -> Optio
             None
         }
     };
-    let streams = match raw.streams {
+    let streams = match raw.streams.clone() {
         None => preset
             .streams
             .iter()
@@ -277,6 +277,10 @@ fn validate_source(name: &str, raw: RawSource, problems: &mut Problems) -> Optio
             preset.default_lookback
         }),
     };
+    let (oauth, oauth_partial) = validate_oauth(&key, &raw, preset, problems);
+    let csv = (raw.kind == "csv")
+        .then(|| validate_csv(&key, &raw, problems))
+        .flatten();
     for setting in preset.required {
         let present = match *setting {
             "api_key" => raw
@@ -299,6 +303,26 @@ fn validate_source(name: &str, raw: RawSource, problems: &mut Problems) -> Optio
                 .email
                 .as_deref()
                 .is_some_and(|email| email.contains('@')),
+            "realm_id" => raw.realm_id.as_deref().is_some_and(|id| !id.is_empty()),
+            "tenant_id" => raw.tenant_id.as_deref().is_some_and(|id| !id.is_empty()),
+            "token" => raw.token.as_ref().is_some_and(|secret| !secret.is_empty()),
+            // An access token, or the three settings that let scorekeeper refresh its own.
+            "access_token_or_refresh" => {
+                let has_access = raw
+                    .access_token
+                    .as_ref()
+                    .is_some_and(|secret| !secret.is_empty());
+                if !has_access && oauth.is_none() && !oauth_partial {
+                    problems.add(
+                        format!("{key}.access_token"),
+                        format!(
+                            "kind \"{}\" needs access_token, or client_id, client_secret and refresh_token so scorekeeper can refresh tokens itself",
+                            kind.as_str()
+                        ),
+                    );
+                }
+                true
+            }
             other => unreachable!("preset requires an unknown setting {other}"),
         };
         if !present {
@@ -330,6 +354,167 @@ fn validate_source(name: &str, raw: RawSource, problems: &mut Problems) -> Optio
         api_version: raw.api_version,
         domain: raw.domain,
         company_domain: raw.company_domain,
+        realm_id: raw.realm_id,
+        tenant_id: raw.tenant_id,
+        oauth,
+        token: raw.token,
+        csv,
+    })
+}
+
+/// The OAuth2 refresh-token settings: all three of client_id, client_secret and
+/// refresh_token, or none. Returns the grant and whether some but not all were given.
+fn validate_oauth(
+    key: &str,
+    raw: &RawSource,
+    preset: &presets::PresetInfo,
+    problems: &mut Problems,
+) -> (Option<OAuthConfig>, bool) {
+    let client_id = raw.client_id.clone().filter(|id| !id.is_empty());
+    let client_secret = raw
+        .client_secret
+        .clone()
+        .filter(|secret| !secret.is_empty());
+    let refresh_token = raw
+        .refresh_token
+        .clone()
+        .filter(|secret| !secret.is_empty());
+    let given = [
+        ("client_id", client_id.is_some()),
+        ("client_secret", client_secret.is_some()),
+        ("refresh_token", refresh_token.is_some()),
+    ];
+    if given.iter().all(|(_, present)| !present) {
+        if raw.token_url.is_some() {
+            problems.add(
+                format!("{key}.token_url"),
+                "is only used with client_id, client_secret and refresh_token",
+            );
+        }
+        return (None, false);
+    }
+    let token_text = match (raw.token_url.as_deref(), preset.token_url) {
+        (Some(url), _) => url,
+        (None, Some(default)) => default,
+        (None, None) => {
+            problems.add(
+                format!("{key}.client_id"),
+                format!(
+                    "kind \"{}\" does not use OAuth2; remove client_id, client_secret and refresh_token",
+                    raw.kind
+                ),
+            );
+            return (None, true);
+        }
+    };
+    let missing: Vec<&str> = given
+        .iter()
+        .filter(|(_, present)| !present)
+        .map(|(name, _)| *name)
+        .collect();
+    for name in &missing {
+        problems.add(
+            format!("{key}.{name}"),
+            "is required with the other OAuth2 settings (client_id, client_secret, refresh_token)",
+        );
+    }
+    let token_url = match reqwest::Url::parse(token_text) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") => Some(url),
+        _ => {
+            problems.add(
+                format!("{key}.token_url"),
+                format!("\"{token_text}\" is not an http(s) URL"),
+            );
+            None
+        }
+    };
+    match (client_id, client_secret, refresh_token, token_url) {
+        (Some(client_id), Some(client_secret), Some(refresh_token), Some(token_url)) => (
+            Some(OAuthConfig {
+                token_url,
+                client_id,
+                client_secret,
+                refresh_token,
+            }),
+            false,
+        ),
+        _ => (None, true),
+    }
+}
+
+/// The CSV settings: exactly one of path and url, typed columns, the key, the separator.
+fn validate_csv(key: &str, raw: &RawSource, problems: &mut Problems) -> Option<CsvConfig> {
+    let before = problems.0.len();
+    let location = match (&raw.path, &raw.url) {
+        (Some(path), None) => Some(CsvLocation::Path(PathBuf::from(path))),
+        (None, Some(url)) => match reqwest::Url::parse(url) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") => Some(CsvLocation::Url(url)),
+            _ => {
+                problems.add(
+                    format!("{key}.url"),
+                    format!("\"{url}\" is not an http(s) URL"),
+                );
+                None
+            }
+        },
+        (Some(_), Some(_)) => {
+            problems.add(format!("{key}.url"), "give either path or url, not both");
+            None
+        }
+        (None, None) => {
+            problems.add(
+                format!("{key}.path"),
+                "is required for kind \"csv\" (or url for a file served over HTTP)",
+            );
+            None
+        }
+    };
+    let mut columns = BTreeMap::new();
+    for (name, text) in raw.columns.iter().flatten() {
+        let kind = match text.as_str() {
+            "string" => CsvColumnType::String,
+            "integer" => CsvColumnType::Integer,
+            "number" => CsvColumnType::Number,
+            "boolean" => CsvColumnType::Boolean,
+            "date" => CsvColumnType::Date,
+            "datetime" => CsvColumnType::Datetime,
+            other => {
+                problems.add(
+                    format!("{key}.columns.{name}"),
+                    format!("unknown column type \"{other}\" (string, integer, number, boolean, date, datetime)"),
+                );
+                continue;
+            }
+        };
+        columns.insert(name.clone(), kind);
+    }
+    let key_columns = raw.key.clone().unwrap_or_default();
+    if key_columns.is_empty() {
+        problems.add(
+            format!("{key}.key"),
+            "is required for kind \"csv\": the column(s) that identify a row, e.g. key = [\"order_id\"]",
+        );
+    }
+    let delimiter = match raw.delimiter.as_deref() {
+        None => b',',
+        Some("\\t") | Some("\t") => b'\t',
+        Some(text) if text.len() == 1 && text.is_ascii() => text.as_bytes()[0],
+        Some(text) => {
+            problems.add(
+                format!("{key}.delimiter"),
+                format!("\"{text}\" is not one ASCII character (\",\", \";\", \"\\t\")"),
+            );
+            b','
+        }
+    };
+    if problems.0.len() > before {
+        return None;
+    }
+    Some(CsvConfig {
+        location: location?,
+        columns,
+        key: key_columns,
+        delimiter,
     })
 }
 

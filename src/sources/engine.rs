@@ -113,7 +113,6 @@ struct Batch {
 struct FetchJob {
     source: SourceConfig,
     preset: &'static dyn Preset,
-    auth: Auth,
     stream: String,
 }
 
@@ -278,7 +277,7 @@ impl Engine {
         report: &mut StreamReport,
         cancel: &CancellationToken,
     ) -> Result<(), SourceError> {
-        let auth = preset.auth(source)?;
+        let mut auth = self.auth(source, preset, false).await?;
         let window = SyncWindow::of(source, self.catalog.timezone());
         let first = preset.first_request(source, stream, state.cursor.as_deref(), &window)?;
 
@@ -291,14 +290,13 @@ impl Engine {
             let job = FetchJob {
                 source: source.clone(),
                 preset,
-                auth,
                 stream: stream.to_string(),
             };
             let token = fetch_cancel.clone();
             tokio::spawn(
                 async move {
                     engine
-                        .fetch_batches(&job, Some(first), &token, sender)
+                        .fetch_batches(&job, &mut auth, Some(first), &token, sender)
                         .await
                 }
                 .instrument(tracing::Span::current()),
@@ -329,17 +327,35 @@ impl Engine {
         outcome
     }
 
+    /// How `source` authenticates: its preset's credentials, or an OAuth2 access token
+    /// (refreshed when due, or now with `force`).
+    async fn auth(
+        &self,
+        source: &SourceConfig,
+        preset: &'static dyn Preset,
+        force: bool,
+    ) -> Result<Auth, SourceError> {
+        match &source.oauth {
+            Some(oauth) => {
+                super::oauth::access_token(&self.store, &self.http, &source.name, oauth, force)
+                    .await
+            }
+            None => preset.auth(source),
+        }
+    }
+
     /// The fetch task: fetches batches in order and sends them, then a failure if any.
     /// Ends when the stream is complete, after a failure, or when the writer is gone.
     async fn fetch_batches(
         &self,
         job: &FetchJob,
+        auth: &mut Auth,
         mut next: Option<PageRequest>,
         cancel: &CancellationToken,
         sender: tokio::sync::mpsc::Sender<Fetched>,
     ) {
         loop {
-            let (batch, error) = self.fetch_batch(job, &mut next, cancel).await;
+            let (batch, error) = self.fetch_batch(job, auth, &mut next, cancel).await;
             if let Some(batch) = batch
                 && sender.send(Fetched::Batch(batch)).await.is_err()
             {
@@ -359,13 +375,13 @@ impl Engine {
     async fn fetch_batch(
         &self,
         job: &FetchJob,
+        auth: &mut Auth,
         next: &mut Option<PageRequest>,
         cancel: &CancellationToken,
     ) -> (Option<Batch>, Option<SourceError>) {
         let FetchJob {
             source,
             preset,
-            auth,
             stream,
         } = job;
         let tz = self.catalog.timezone();
@@ -378,14 +394,23 @@ impl Engine {
             let parse = |headers: &reqwest::header::HeaderMap, body: &[u8]| {
                 preset.parse_page(source, stream, &request, headers, body)
             };
-            let page = match self.http.get(&request.url, auth, cancel, parse).await {
+            let mut sent = self.http.send(&request, auth, cancel, parse).await;
+            // An OAuth2 access token the API refuses gets one refresh and one more try.
+            if let (Err(SourceError::Unauthorized { .. }), Some(_)) = (&sent, &source.oauth) {
+                match self.auth(source, *preset, true).await {
+                    Ok(fresh) => *auth = fresh,
+                    Err(error) => return (batch, Some(error)),
+                }
+                sent = self.http.send(&request, auth, cancel, parse).await;
+            }
+            let page = match sent {
                 Ok(page) => page,
                 Err(error) => return (batch, Some(error)),
             };
             if page
                 .next
                 .as_ref()
-                .is_some_and(|following| following.url == request.url)
+                .is_some_and(|following| following.same_call(&request))
             {
                 return (
                     batch,

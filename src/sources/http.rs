@@ -12,7 +12,7 @@ use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue, RETRY_AFTER};
 use reqwest::{StatusCode, Url};
 use tokio_util::sync::CancellationToken;
 
-use super::{SourceError, redact_url};
+use super::{PageRequest, SourceError, redact_url};
 use crate::secret::Secret;
 
 /// How requests authenticate.
@@ -89,6 +89,9 @@ impl RetryPolicy {
 pub struct ParseError {
     /// True when the body ended early (a truncated transfer): worth another attempt.
     pub truncated: bool,
+    /// True when the body is the API's own refusal of the credentials, sent with a 2xx
+    /// status (Moodle answers `invalidtoken` with HTTP 200).
+    pub unauthorized: bool,
     /// What was wrong, without the body itself.
     pub detail: String,
 }
@@ -98,7 +101,26 @@ impl ParseError {
     pub fn from_json(error: &serde_json::Error) -> Self {
         Self {
             truncated: error.is_eof(),
+            unauthorized: false,
             detail: error.to_string(),
+        }
+    }
+
+    /// A body that is not what the API documents.
+    pub fn malformed(detail: impl Into<String>) -> Self {
+        Self {
+            truncated: false,
+            unauthorized: false,
+            detail: detail.into(),
+        }
+    }
+
+    /// The API's refusal of the credentials inside a 2xx body, in its own words.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self {
+            truncated: false,
+            unauthorized: true,
+            detail: message.into(),
         }
     }
 }
@@ -136,8 +158,13 @@ impl HttpClient {
         Ok(Self { client, policy })
     }
 
-    /// GETs `url` and parses the body with `parse`, retrying what is worth retrying.
-    /// Returns `Cancelled` promptly when `cancel` fires during a wait.
+    /// The underlying reqwest client, for the few calls that are not pages (OAuth2
+    /// token refreshes); they get the same timeouts, TLS and redirect policy.
+    pub fn inner(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// GETs `url` and parses the body with `parse`; see [`HttpClient::send`].
     pub async fn get<T>(
         &self,
         url: &Url,
@@ -145,12 +172,27 @@ impl HttpClient {
         cancel: &CancellationToken,
         parse: impl Fn(&HeaderMap, &[u8]) -> Result<T, ParseError>,
     ) -> Result<T, SourceError> {
+        let request = PageRequest::get(url.clone(), String::new());
+        self.send(&request, auth, cancel, parse).await
+    }
+
+    /// Sends `request` (a GET, or a POST of its JSON body) and parses the body with
+    /// `parse`, retrying what is worth retrying. Returns `Cancelled` promptly when
+    /// `cancel` fires during a wait.
+    pub async fn send<T>(
+        &self,
+        request: &PageRequest,
+        auth: &Auth,
+        cancel: &CancellationToken,
+        parse: impl Fn(&HeaderMap, &[u8]) -> Result<T, ParseError>,
+    ) -> Result<T, SourceError> {
+        let url = &request.url;
         let mut attempt = 1;
         loop {
             // A request in flight at shutdown gets a short grace so its page can commit.
             let outcome = tokio::select! {
                 biased;
-                outcome = self.attempt(url, auth, &parse) => outcome,
+                outcome = self.attempt(request, auth, &parse) => outcome,
                 () = grace_after(cancel) => return Err(SourceError::Cancelled),
             };
             let (wait, error) = match outcome {
@@ -180,17 +222,28 @@ impl HttpClient {
 
     async fn attempt<T>(
         &self,
-        url: &Url,
+        page: &PageRequest,
         auth: &Auth,
         parse: &impl Fn(&HeaderMap, &[u8]) -> Result<T, ParseError>,
     ) -> Attempt<T> {
+        let url = &page.url;
         // A query-string key goes on the URL that is sent only; `url`, used in errors
         // and logs, never carries it.
         let mut sent_url = url.clone();
         if let Auth::Query { name, value } = auth {
             sent_url.query_pairs_mut().append_pair(name, value.expose());
         }
-        let mut request = self.client.get(sent_url);
+        let mut request = match &page.body {
+            Some(body) => self
+                .client
+                .post(sent_url)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.clone()),
+            None => self.client.get(sent_url),
+        };
+        for (name, value) in &page.headers {
+            request = request.header(*name, value);
+        }
         match auth {
             Auth::Bearer(token) => {
                 let mut value = match HeaderValue::from_str(&format!("Bearer {}", token.expose())) {
@@ -250,6 +303,9 @@ impl HttpClient {
         if status.is_success() {
             return match parse(&headers, &body) {
                 Ok(value) => Attempt::Done(value),
+                Err(error) if error.unauthorized => Attempt::Fail(SourceError::Unauthorized {
+                    message: error.detail,
+                }),
                 Err(error) if error.truncated => Attempt::Retry {
                     wait: None,
                     error: SourceError::Malformed {
@@ -333,7 +389,7 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 
 /// The API's own error message from a JSON error body (Stripe: `error.message`), or a
 /// short excerpt of the body; never more than 300 characters.
-fn api_error_message(body: &[u8]) -> String {
+pub fn api_error_message(body: &[u8]) -> String {
     let parsed: Option<serde_json::Value> = serde_json::from_slice(body).ok();
     let message = parsed.as_ref().and_then(|value| {
         // Stripe: error.message; Zendesk: error; Shopify: errors; OAuth: error_description.
@@ -359,7 +415,7 @@ fn api_error_message(body: &[u8]) -> String {
 }
 
 /// A reqwest error without its URL (we add a redacted one where useful).
-fn describe_reqwest_error(error: &reqwest::Error) -> String {
+pub fn describe_reqwest_error(error: &reqwest::Error) -> String {
     let kind = if error.is_timeout() {
         "timed out"
     } else if error.is_connect() {

@@ -8,6 +8,7 @@
 
 pub mod engine;
 pub mod http;
+pub mod oauth;
 pub mod presets;
 
 use serde_json::value::RawValue;
@@ -117,6 +118,41 @@ pub struct PageRequest {
     pub url: reqwest::Url,
     /// The preset's state before this page (opaque to the engine).
     pub state: String,
+    /// A JSON body to POST (HubSpot's search endpoint); `None` sends a GET.
+    pub body: Option<String>,
+    /// Headers besides authentication (Xero's `Xero-tenant-id` and `If-Modified-Since`).
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl PageRequest {
+    /// A GET of `url`.
+    pub fn get(url: reqwest::Url, state: String) -> Self {
+        Self {
+            url,
+            state,
+            body: None,
+            headers: Vec::new(),
+        }
+    }
+
+    /// A POST of the JSON `body` to `url`.
+    pub fn post_json(url: reqwest::Url, state: String, body: String) -> Self {
+        Self {
+            body: Some(body),
+            ..Self::get(url, state)
+        }
+    }
+
+    /// The same request with one more header.
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// True when `other` asks the API for exactly the same thing (a repeated cursor).
+    pub fn same_call(&self, other: &PageRequest) -> bool {
+        self.url == other.url && self.body == other.body && self.headers == other.headers
+    }
 }
 
 /// One response cut into records.
@@ -141,10 +177,12 @@ pub fn fetched_records(
         .map(|(index, raw)| {
             let record: Record = serde_json::from_str(raw.get()).map_err(|error| ParseError {
                 truncated: false,
+                unauthorized: false,
                 detail: format!("item {index} is not a JSON object: {error}"),
             })?;
             let key = records::primary_key(&record, key_fields).ok_or_else(|| ParseError {
                 truncated: false,
+                unauthorized: false,
                 detail: format!(
                     "item {index} has no usable primary key ({})",
                     key_fields.join(", ")

@@ -115,6 +115,19 @@ pub struct InputRow {
     pub txt: Option<String>,
 }
 
+/// The newest OAuth2 tokens of a source.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OAuthTokens {
+    /// The configured refresh token this chain started from.
+    pub seed: Secret,
+    /// The newest refresh token.
+    pub refresh_token: Secret,
+    /// The access token that came with it.
+    pub access_token: Option<Secret>,
+    /// Expiry of the access token, unix seconds.
+    pub expires_at: Option<i64>,
+}
+
 /// One finished or running sync of a source.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct SyncRun {
@@ -386,6 +399,49 @@ impl Store {
             .bind(now)
             .fetch_one(pool)
             .await?))
+    }
+
+    /// The newest OAuth2 tokens of `source`, if any were saved.
+    pub async fn oauth_tokens(&self, source: &str) -> Result<Option<OAuthTokens>, StoreError> {
+        let sql = "SELECT seed, refresh_token, access_token, expires_at FROM oauth_tokens WHERE source = $1";
+        dispatch!(&self.pool, |pool| {
+            let row = sqlx::query(sql).bind(source).fetch_optional(pool).await?;
+            row.map(|row| {
+                Ok(OAuthTokens {
+                    seed: Secret::new(row.try_get::<String, _>(0)?),
+                    refresh_token: Secret::new(row.try_get::<String, _>(1)?),
+                    access_token: row.try_get::<Option<String>, _>(2)?.map(Secret::new),
+                    expires_at: row.try_get(3)?,
+                })
+            })
+            .transpose()
+        })
+    }
+
+    /// Saves the newest OAuth2 tokens of `source` in one statement (committed on return).
+    pub async fn save_oauth_tokens(
+        &self,
+        source: &str,
+        tokens: &OAuthTokens,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let sql = "INSERT INTO oauth_tokens (source, seed, refresh_token, access_token, expires_at, updated_at) \
+                   VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (source) DO UPDATE SET \
+                   seed = excluded.seed, refresh_token = excluded.refresh_token, \
+                   access_token = excluded.access_token, expires_at = excluded.expires_at, \
+                   updated_at = excluded.updated_at";
+        dispatch!(&self.pool, |pool| {
+            sqlx::query(sql)
+                .bind(source)
+                .bind(tokens.seed.expose())
+                .bind(tokens.refresh_token.expose())
+                .bind(tokens.access_token.as_ref().map(Secret::expose))
+                .bind(tokens.expires_at)
+                .bind(now)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
     }
 
     /// Finishes a sync run row.

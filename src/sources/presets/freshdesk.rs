@@ -67,6 +67,7 @@ pub static INFO: PresetInfo = PresetInfo {
     streams: &["tickets", "satisfaction_ratings"],
     required: &["domain", "api_key"],
     default_lookback: Duration::from_secs(24 * 3600),
+    token_url: None,
 };
 
 /// Largest page of every list.
@@ -121,6 +122,7 @@ fn stream_of(name: &str) -> &'static Stream {
 fn parse_error(detail: impl Into<String>) -> ParseError {
     ParseError {
         truncated: false,
+        unauthorized: false,
         detail: detail.into(),
     }
 }
@@ -197,10 +199,10 @@ impl Preset for Freshdesk {
         }
     }
 
-    fn probe(&self, source: &SourceConfig) -> reqwest::Url {
+    fn probe(&self, source: &SourceConfig) -> PageRequest {
         let mut url = endpoint(&source.base_url, TICKETS.path);
         url.query_pairs_mut().append_pair("per_page", "1");
-        url
+        PageRequest::get(url, String::new())
     }
 
     fn first_request(
@@ -216,10 +218,7 @@ impl Preset for Freshdesk {
             stream_of(stream),
             cursor.begin(window, true),
         );
-        Ok(PageRequest {
-            url,
-            state: cursor.encode(),
-        })
+        Ok(PageRequest::get(url, cursor.encode()))
     }
 
     fn parse_page(
@@ -234,6 +233,7 @@ impl Preset for Freshdesk {
         let mut cursor = WalkCursor::from_state(&request.state)?;
         let items: Vec<&RawValue> = serde_json::from_slice(body).map_err(|error| ParseError {
             truncated: error.is_eof(),
+            unauthorized: false,
             detail: format!("expected a JSON array of {stream}: {error}"),
         })?;
         let records = fetched_records(&items, &["id"])?;
@@ -275,7 +275,7 @@ impl Preset for Freshdesk {
             return Ok(Page {
                 records,
                 cursor: state.clone(),
-                next: Some(PageRequest { url, state }),
+                next: Some(PageRequest::get(url, state)),
             });
         }
         Ok(
@@ -510,10 +510,10 @@ mod tests {
     fn past_page_300_the_walk_restarts_from_the_newest_updated_at() {
         let source = source();
         let state = r#"{"run":{"gte":1000,"after":"300","max":5000}}"#;
-        let request = PageRequest {
-            url: reqwest::Url::parse(&format!("{TICKETS_URL}?page=300")).expect("valid"),
-            state: state.into(),
-        };
+        let request = PageRequest::get(
+            reqwest::Url::parse(&format!("{TICKETS_URL}?page=300")).expect("valid"),
+            state.into(),
+        );
         let body = tickets(PAGE_SIZE, 9_000);
         let headers = link(&format!(r#"<{TICKETS_URL}?page=301>; rel="next""#));
         let page = Freshdesk
@@ -573,10 +573,10 @@ mod tests {
     #[test]
     fn a_restart_that_cannot_advance_fails_instead_of_looping() {
         let state = r#"{"run":{"gte":9000,"after":"300","max":9000}}"#;
-        let request = PageRequest {
-            url: reqwest::Url::parse(&format!("{TICKETS_URL}?page=300")).expect("valid"),
-            state: state.into(),
-        };
+        let request = PageRequest::get(
+            reqwest::Url::parse(&format!("{TICKETS_URL}?page=300")).expect("valid"),
+            state.into(),
+        );
         let same_second: String = (1..=PAGE_SIZE)
             .map(|id| format!(r#"{{"id":{id},"updated_at":"{}"}}"#, iso(9_000)))
             .collect::<Vec<_>>()
@@ -686,7 +686,7 @@ mod tests {
             Err(SourceError::Unauthorized { .. })
         ));
         assert_eq!(
-            Freshdesk.probe(&source()).as_str(),
+            Freshdesk.probe(&source()).url.as_str(),
             "https://acme.freshdesk.com/api/v2/tickets?per_page=1"
         );
     }

@@ -29,6 +29,8 @@ pub struct PresetInfo {
     pub required: &'static [&'static str],
     /// Default re-read window before the saved cursor.
     pub default_lookback: Duration,
+    /// The OAuth2 token endpoint, for presets that refresh their own access tokens.
+    pub token_url: Option<&'static str>,
 }
 
 /// The context of one stream's sync.
@@ -60,7 +62,16 @@ pub trait Preset: Send + Sync {
     /// How requests authenticate.
     fn auth(&self, source: &SourceConfig) -> Result<Auth, SourceError>;
     /// One cheap request that proves the credentials work (`scorekeeper check --connect`).
-    fn probe(&self, source: &SourceConfig) -> reqwest::Url;
+    fn probe(&self, source: &SourceConfig) -> PageRequest;
+    /// Reads the probe's 2xx answer; presets whose API reports errors inside a 2xx body
+    /// (Moodle) say what is wrong here.
+    fn check_probe(
+        &self,
+        _headers: &reqwest::header::HeaderMap,
+        _body: &[u8],
+    ) -> Result<(), ParseError> {
+        Ok(())
+    }
     /// The first request of a sync of `stream`, from the saved cursor.
     fn first_request(
         &self,
@@ -120,6 +131,7 @@ pub fn next_link(headers: &reqwest::header::HeaderMap) -> Result<Option<String>,
     for value in headers.get_all(reqwest::header::LINK) {
         let text = value.to_str().map_err(|_| ParseError {
             truncated: false,
+            unauthorized: false,
             detail: "the link header is not text".into(),
         })?;
         if let Some(target) = next_in(text)? {
@@ -133,6 +145,7 @@ pub fn next_link(headers: &reqwest::header::HeaderMap) -> Result<Option<String>,
 fn next_in(text: &str) -> Result<Option<String>, ParseError> {
     let malformed = || ParseError {
         truncated: false,
+        unauthorized: false,
         detail: format!(
             "malformed link header: {}",
             text.chars().take(200).collect::<String>()
@@ -218,5 +231,10 @@ pub(crate) fn test_source(kind: SourceKind, base: &str) -> SourceConfig {
         api_version: None,
         domain: None,
         company_domain: None,
+        realm_id: None,
+        tenant_id: None,
+        oauth: None,
+        token: None,
+        csv: None,
     }
 }

@@ -37,6 +37,7 @@ pub static INFO: PresetInfo = PresetInfo {
     streams: &["deals"],
     required: &["api_token", "company_domain"],
     default_lookback: Duration::from_secs(7 * 24 * 3600),
+    token_url: None,
 };
 
 /// The largest page Pipedrive allows.
@@ -95,10 +96,10 @@ impl Preset for Pipedrive {
             })
     }
 
-    fn probe(&self, source: &SourceConfig) -> reqwest::Url {
+    fn probe(&self, source: &SourceConfig) -> PageRequest {
         let mut url = endpoint(&source.base_url, "api/v2/deals");
         url.query_pairs_mut().append_pair("limit", "1");
-        url
+        PageRequest::get(url, String::new())
     }
 
     fn first_request(
@@ -110,10 +111,7 @@ impl Preset for Pipedrive {
     ) -> Result<PageRequest, SourceError> {
         let mut cursor = WalkCursor::parse(cursor)?;
         let url = deals_url(&source.base_url, cursor.begin(window, true));
-        Ok(PageRequest {
-            url,
-            state: cursor.encode(),
-        })
+        Ok(PageRequest::get(url, cursor.encode()))
     }
 
     fn parse_page(
@@ -136,6 +134,7 @@ impl Preset for Pipedrive {
                 .flatten()
                 .ok_or_else(|| ParseError {
                     truncated: false,
+                    unauthorized: false,
                     detail: format!(
                         "deal {index} ({}) has no readable `update_time`",
                         fetched.key

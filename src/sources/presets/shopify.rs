@@ -42,6 +42,7 @@ pub static INFO: PresetInfo = PresetInfo {
     streams: &["orders"],
     required: &["shop", "access_token"],
     default_lookback: Duration::from_secs(7 * 24 * 3600),
+    token_url: None,
 };
 
 /// The Admin API version used unless `api_version` says otherwise (each stable version
@@ -88,12 +89,12 @@ impl Preset for Shopify {
             })
     }
 
-    fn probe(&self, source: &SourceConfig) -> reqwest::Url {
+    fn probe(&self, source: &SourceConfig) -> PageRequest {
         let mut url = orders_url(source);
         url.query_pairs_mut()
             .append_pair("status", "any")
             .append_pair("limit", "1");
-        url
+        PageRequest::get(url, String::new())
     }
 
     fn first_request(
@@ -123,10 +124,7 @@ impl Preset for Shopify {
                 }
             }
         }
-        Ok(PageRequest {
-            url,
-            state: cursor.encode(),
-        })
+        Ok(PageRequest::get(url, cursor.encode()))
     }
 
     fn parse_page(
@@ -148,6 +146,7 @@ impl Preset for Shopify {
                 .flatten()
                 .ok_or_else(|| ParseError {
                     truncated: false,
+                    unauthorized: false,
                     detail: format!(
                         "order {index} ({}) has no readable `updated_at`",
                         fetched.key
@@ -160,6 +159,7 @@ impl Preset for Shopify {
         };
         let next = reqwest::Url::parse(&next).map_err(|error| ParseError {
             truncated: false,
+            unauthorized: false,
             detail: format!("Link rel=next is not a URL ({error}): {next}"),
         })?;
         let page_info = next
@@ -168,6 +168,7 @@ impl Preset for Shopify {
             .map(|(_, value)| value.into_owned())
             .ok_or_else(|| ParseError {
                 truncated: false,
+                unauthorized: false,
                 detail: format!("Link rel=next has no page_info: {next}"),
             })?;
         // Follow the header's URL as given: it carries the walk's filters in page_info.

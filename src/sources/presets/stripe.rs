@@ -49,6 +49,7 @@ pub static INFO: PresetInfo = PresetInfo {
     ],
     required: &["api_key"],
     default_lookback: Duration::from_secs(30 * 24 * 3600),
+    token_url: None,
 };
 
 /// The largest page Stripe allows.
@@ -94,10 +95,10 @@ impl Preset for Stripe {
             })
     }
 
-    fn probe(&self, source: &SourceConfig) -> reqwest::Url {
+    fn probe(&self, source: &SourceConfig) -> PageRequest {
         let mut url = endpoint(&source.base_url, "v1/charges");
         url.query_pairs_mut().append_pair("limit", "1");
-        url
+        PageRequest::get(url, String::new())
     }
 
     fn first_request(
@@ -109,10 +110,7 @@ impl Preset for Stripe {
     ) -> Result<PageRequest, SourceError> {
         let mut cursor = WalkCursor::parse(cursor)?;
         let url = list_url(&source.base_url, stream, cursor.begin(window, true));
-        Ok(PageRequest {
-            url,
-            state: cursor.encode(),
-        })
+        Ok(PageRequest::get(url, cursor.encode()))
     }
 
     fn parse_page(
@@ -135,6 +133,7 @@ impl Preset for Stripe {
                 .and_then(serde_json::Value::as_i64)
                 .ok_or_else(|| ParseError {
                     truncated: false,
+                    unauthorized: false,
                     detail: format!("item {index} ({}) has no integer `created`", fetched.key),
                 })?;
             walk.see(created);
@@ -146,6 +145,7 @@ impl Preset for Stripe {
             (true, None) => {
                 return Err(ParseError {
                     truncated: false,
+                    unauthorized: false,
                     detail: "has_more is true but data is empty".into(),
                 });
             }

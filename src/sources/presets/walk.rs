@@ -63,6 +63,7 @@ impl WalkCursor {
     pub fn from_state(state: &str) -> Result<Self, ParseError> {
         serde_json::from_str(state).map_err(|error| ParseError {
             truncated: false,
+            unauthorized: false,
             detail: format!("internal cursor state unreadable: {error}"),
         })
     }
@@ -119,7 +120,7 @@ impl WalkCursor {
                 Page {
                     records,
                     cursor: state.clone(),
-                    next: Some(PageRequest { url, state }),
+                    next: Some(PageRequest::get(url, state)),
                 }
             }
             None => {

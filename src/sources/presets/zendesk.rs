@@ -49,6 +49,7 @@ pub static INFO: PresetInfo = PresetInfo {
     streams: &["tickets", "ticket_metrics", "satisfaction_ratings"],
     required: &["subdomain", "email", "api_token"],
     default_lookback: Duration::from_secs(30 * 24 * 3600),
+    token_url: None,
 };
 
 /// Largest page of the incremental export.
@@ -93,6 +94,7 @@ fn encode(cursor: &Cursor) -> String {
 fn parse_error(detail: impl Into<String>) -> ParseError {
     ParseError {
         truncated: false,
+        unauthorized: false,
         detail: detail.into(),
     }
 }
@@ -139,10 +141,10 @@ impl Preset for Zendesk {
         }
     }
 
-    fn probe(&self, source: &SourceConfig) -> reqwest::Url {
+    fn probe(&self, source: &SourceConfig) -> PageRequest {
         let mut url = endpoint(&source.base_url, "api/v2/ticket_metrics");
         url.query_pairs_mut().append_pair("page[size]", "1");
-        url
+        PageRequest::get(url, String::new())
     }
 
     fn first_request(
@@ -174,10 +176,7 @@ impl Preset for Zendesk {
                 cursor.walk.begin(window, filtered),
             )
         };
-        Ok(PageRequest {
-            url,
-            state: encode(&cursor),
-        })
+        Ok(PageRequest::get(url, encode(&cursor)))
     }
 
     fn parse_page(
@@ -198,9 +197,8 @@ impl Preset for Zendesk {
                 .after_cursor
                 .ok_or_else(|| parse_error("after_cursor is missing"))?;
             cursor.export = Some(after);
-            let next = (!export.end_of_stream).then(|| PageRequest {
-                url: export_url(&source.base_url, &cursor, 0),
-                state: encode(&cursor),
+            let next = (!export.end_of_stream).then(|| {
+                PageRequest::get(export_url(&source.base_url, &cursor, 0), encode(&cursor))
             });
             return Ok(Page {
                 records,
@@ -244,7 +242,7 @@ impl Preset for Zendesk {
                 Ok(Page {
                     records,
                     cursor: state.clone(),
-                    next: Some(PageRequest { url, state }),
+                    next: Some(PageRequest::get(url, state)),
                 })
             }
             (true, None) => Err(parse_error(
