@@ -130,6 +130,122 @@ impl ParseError {
 pub struct HttpClient {
     client: reqwest::Client,
     policy: RetryPolicy,
+    pacer: std::sync::Arc<Pacer>,
+}
+
+/// Pauses learned from APIs' own budget headers, per host: the next request to a host
+/// waits until its pause is over, so a long sync runs near the allowed rate instead of
+/// running into 429s. See [`budget_pause`] for the headers read.
+#[derive(Debug, Default)]
+struct Pacer {
+    not_before: std::sync::Mutex<std::collections::HashMap<String, tokio::time::Instant>>,
+}
+
+impl Pacer {
+    fn host(url: &Url) -> String {
+        format!(
+            "{}:{}",
+            url.host_str().unwrap_or_default(),
+            url.port_or_known_default().unwrap_or_default()
+        )
+    }
+
+    /// Waits until requests to `url`'s host may go again; false when cancelled.
+    async fn wait(&self, url: &Url, cancel: &CancellationToken) -> bool {
+        let until = self
+            .not_before
+            .lock()
+            .expect("the pacer lock is never held across a panic")
+            .get(&Self::host(url))
+            .copied();
+        let Some(until) = until else {
+            return true;
+        };
+        if until <= tokio::time::Instant::now() {
+            return true;
+        }
+        tokio::select! {
+            biased;
+            () = cancel.cancelled() => false,
+            () = tokio::time::sleep_until(until) => true,
+        }
+    }
+
+    /// Notes the pause a response's headers ask for.
+    fn learn(&self, url: &Url, headers: &HeaderMap) {
+        if let Some(pause) = budget_pause(headers, chrono::Utc::now().timestamp()) {
+            let until = tokio::time::Instant::now() + pause;
+            tracing::debug!(host = %Self::host(url), pause_ms = pause.as_millis() as u64, "Pacing requests from the API's budget headers");
+            let mut map = self
+                .not_before
+                .lock()
+                .expect("the pacer lock is never held across a panic");
+            let entry = map.entry(Self::host(url)).or_insert(until);
+            *entry = (*entry).max(until);
+        }
+    }
+}
+
+/// The longest pause budget headers can ask for (a broken header must not stall a sync).
+const MAX_BUDGET_PAUSE: Duration = Duration::from_secs(120);
+
+/// How long to hold the next request to the same API, read from the API's own budget
+/// headers on a successful response; `None` while there is room. `now` is unix seconds.
+///
+/// - Shopify, `X-Shopify-Shop-Api-Call-Limit: used/size`: a leaky bucket that drains at
+///   size/20 requests per second on every plan (40 and 2/s on Standard, 80 and 4/s on
+///   Advanced, 400 and 20/s on Plus:
+///   <https://shopify.dev/docs/api/admin-rest/usage/rate-limits>). The next request waits
+///   until it fits below the bucket minus an eighth kept free for other apps of the shop.
+/// - `X-RateLimit-Remaining`/`RateLimit-Remaining` with `X-RateLimit-Reset`/`RateLimit-Reset`
+///   (TalentLMS, Zendesk and the IETF RateLimit draft): when nothing remains, wait for
+///   the reset, given as seconds from now or as a unix time.
+/// - HubSpot, `X-HubSpot-RateLimit-Remaining` with `X-HubSpot-RateLimit-Interval-Milliseconds`:
+///   when nothing remains, wait one interval.
+/// - Xero, `X-MinLimit-Remaining` (60 calls in a rolling minute per organisation): when
+///   nothing remains, wait a minute.
+pub fn budget_pause(headers: &HeaderMap, now: i64) -> Option<Duration> {
+    let text = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
+    let number = |name: &str| text(name).and_then(|value| value.trim().parse::<f64>().ok());
+    let pause = if let Some(limit) = text("x-shopify-shop-api-call-limit") {
+        let (used, size) = limit.split_once('/')?;
+        let used: f64 = used.trim().parse().ok()?;
+        let size: f64 = size.trim().parse().ok()?;
+        if size <= 0.0 {
+            return None;
+        }
+        let leak_per_second = size / 20.0;
+        let ceiling = size - (size / 8.0).max(1.0);
+        let excess = used + 1.0 - ceiling;
+        (excess > 0.0).then(|| Duration::from_secs_f64(excess / leak_per_second))
+    } else if let Some(remaining) =
+        number("x-ratelimit-remaining").or_else(|| number("ratelimit-remaining"))
+    {
+        if remaining > 0.0 {
+            return None;
+        }
+        let reset = number("x-ratelimit-reset").or_else(|| number("ratelimit-reset"))?;
+        // Values this large are unix times, not delays.
+        let seconds = if reset > 1e9 {
+            reset - now as f64
+        } else {
+            reset
+        };
+        Some(Duration::from_secs_f64(seconds.max(0.0)))
+    } else if let Some(remaining) = number("x-hubspot-ratelimit-remaining") {
+        if remaining > 0.0 {
+            return None;
+        }
+        let interval = number("x-hubspot-ratelimit-interval-milliseconds").unwrap_or(1000.0);
+        Some(Duration::from_secs_f64(interval.max(0.0) / 1000.0))
+    } else if let Some(remaining) = number("x-minlimit-remaining") {
+        (remaining <= 0.0).then_some(Duration::from_secs(60))
+    } else {
+        None
+    };
+    pause
+        .filter(|pause| !pause.is_zero())
+        .map(|pause| pause.min(MAX_BUDGET_PAUSE))
 }
 
 /// What one attempt ended with, before the retry decision.
@@ -155,7 +271,11 @@ impl HttpClient {
             .map_err(|error| SourceError::Transient {
                 detail: format!("cannot build the HTTP client: {error}"),
             })?;
-        Ok(Self { client, policy })
+        Ok(Self {
+            client,
+            policy,
+            pacer: std::sync::Arc::default(),
+        })
     }
 
     /// The underlying reqwest client, for the few calls that are not pages (OAuth2
@@ -189,6 +309,9 @@ impl HttpClient {
         let url = &request.url;
         let mut attempt = 1;
         loop {
+            if !self.pacer.wait(url, cancel).await {
+                return Err(SourceError::Cancelled);
+            }
             // A request in flight at shutdown gets a short grace so its page can commit.
             let outcome = tokio::select! {
                 biased;
@@ -287,6 +410,7 @@ impl HttpClient {
         };
         let status = response.status();
         let headers = response.headers().clone();
+        self.pacer.learn(url, &headers);
         let body = match response.bytes().await {
             Ok(body) => body,
             Err(error) => {
@@ -458,6 +582,82 @@ mod tests {
                 );
             }
         }
+    }
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, HeaderValue::from_static(value));
+        }
+        map
+    }
+
+    #[test]
+    fn shopify_bucket_pauses_only_near_the_top() {
+        let pause = |limit| budget_pause(&headers(&[("x-shopify-shop-api-call-limit", limit)]), 0);
+        assert_eq!(pause("1/40"), None);
+        assert_eq!(pause("33/40"), None, "34 fits below 35");
+        // 36 used: the next one makes 37, two over the ceiling of 35, at 2 per second.
+        assert_eq!(pause("36/40"), Some(Duration::from_secs(1)));
+        assert_eq!(pause("40/40"), Some(Duration::from_secs_f64(3.0)));
+        // Plus: 400 at 20 per second; ceiling 350.
+        assert_eq!(pause("360/400"), Some(Duration::from_secs_f64(11.0 / 20.0)));
+        assert_eq!(pause("garbage"), None);
+    }
+
+    #[test]
+    fn remaining_and_reset_headers() {
+        let now = 1_800_000_000;
+        assert_eq!(
+            budget_pause(
+                &headers(&[("x-ratelimit-remaining", "3"), ("x-ratelimit-reset", "20")]),
+                now
+            ),
+            None
+        );
+        assert_eq!(
+            budget_pause(
+                &headers(&[("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", "20")]),
+                now
+            ),
+            Some(Duration::from_secs(20))
+        );
+        assert_eq!(
+            budget_pause(
+                &headers(&[
+                    ("ratelimit-remaining", "0"),
+                    ("ratelimit-reset", "1800000007")
+                ]),
+                now
+            ),
+            Some(Duration::from_secs(7)),
+            "a unix time"
+        );
+        assert_eq!(
+            budget_pause(
+                &headers(&[
+                    ("x-hubspot-ratelimit-remaining", "0"),
+                    ("x-hubspot-ratelimit-interval-milliseconds", "10000")
+                ]),
+                now
+            ),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(
+            budget_pause(&headers(&[("x-minlimit-remaining", "0")]), now),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(
+            budget_pause(
+                &headers(&[
+                    ("x-ratelimit-remaining", "0"),
+                    ("x-ratelimit-reset", "99999")
+                ]),
+                now
+            ),
+            Some(MAX_BUDGET_PAUSE),
+            "capped"
+        );
     }
 
     #[test]

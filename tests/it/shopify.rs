@@ -187,3 +187,43 @@ async fn a_bad_token_names_the_api_message_and_a_bad_version_is_a_config_error()
         "https://acme.myshopify.com/"
     );
 }
+
+/// A nearly full bucket (`39/40`) holds the next request until it fits under the
+/// ceiling the client keeps (35 of 40, draining at 2 per second): 2.5 seconds. Only the
+/// lower bound is checked; a slow machine can only make the gap longer.
+#[tokio::test]
+async fn a_nearly_full_bucket_paces_the_next_request() {
+    let db = TestDb::sqlite();
+    let shop = MockServer::start().await;
+    let next = format!(
+        "<{}{ORDERS}?limit=250&page_info=eyJsYXN0X2lkIjo0NTA3ODk0NzF9>; rel=\"next\"",
+        shop.uri()
+    );
+    Mock::given(method("GET"))
+        .and(path(ORDERS))
+        .and(query_param_is_missing("page_info"))
+        .respond_with(
+            fixture_response("shopify/orders_page_1.json")
+                .insert_header("link", next.as_str())
+                .insert_header("x-shopify-shop-api-call-limit", "39/40"),
+        )
+        .expect(1)
+        .mount(&shop)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(ORDERS))
+        .and(query_param("page_info", "eyJsYXN0X2lkIjo0NTA3ODk0NzF9"))
+        .respond_with(fixture_response("shopify/orders_page_2.json"))
+        .expect(1)
+        .mount(&shop)
+        .await;
+    let services = services(settings(&config(&db.url, &shop.uri()), TOKEN)).await;
+    let started = std::time::Instant::now();
+    assert!(sync(&services).await.is_success());
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= std::time::Duration::from_millis(2_400),
+        "the second page came after {elapsed:?}, before the bucket had room"
+    );
+    shop.verify().await;
+}
