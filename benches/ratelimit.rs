@@ -72,7 +72,7 @@ fn order(id: usize) -> serde_json::Value {
         "name": format!("#{}", 1000 + id),
         "created_at": time,
         "updated_at": time,
-        "financial_status": if id % 17 == 0 { "refunded" } else { "paid" },
+        "financial_status": if id.is_multiple_of(17) { "refunded" } else { "paid" },
         "currency": "EUR",
         "total_price": format!("{}.{:02}", 10 + id % 90, id % 100),
         "line_items": [{"sku": "SD-1", "quantity": 1 + id % 3}]
