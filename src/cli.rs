@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::app::{self, RunOptions, Services};
 use crate::config::{self, ConfigError, Settings};
 use crate::scorecard::{self, SeriesPoint};
-use crate::sources::engine::Trigger;
+use crate::sources::engine::{Progress, SyncOptions, Trigger};
 use crate::sources::http::{HttpClient, RetryPolicy};
 use crate::sources::presets;
 use crate::telemetry::LogFormat;
@@ -67,6 +67,15 @@ pub enum Command {
         /// Only this source.
         #[arg(long)]
         source: Option<String>,
+    },
+    /// Re-pull a source's history from a date (resumable), with a progress line per stream.
+    Backfill {
+        /// The source to re-pull.
+        #[arg(long)]
+        source: String,
+        /// First day to re-pull (YYYY-MM-DD, in the scorecard's time zone).
+        #[arg(long)]
+        since: NaiveDate,
     },
     /// Validate the configuration; --connect also tries every source's credentials.
     Check {
@@ -160,6 +169,7 @@ pub async fn execute(cli: Cli) -> Result<(), Failure> {
         }
         Command::Demo => crate::demo::run(cli.config.as_deref()).await,
         Command::Sync { source } => sync(load(&cli)?, source.as_deref()).await,
+        Command::Backfill { source, since } => backfill(load(&cli)?, source, *since).await,
         Command::Check { connect } => check(load(&cli)?, *connect).await,
         Command::Scorecard { format } => {
             let services = Services::prepare(load(&cli)?).await?;
@@ -275,15 +285,116 @@ fn print_series(points: &[SeriesPoint], format: SeriesFormat) -> anyhow::Result<
     Ok(())
 }
 
-async fn sync(settings: Settings, only: Option<&str>) -> Result<(), Failure> {
-    if let Some(name) = only
-        && !settings.sources.contains_key(name)
-    {
-        let known: Vec<&str> = settings.sources.keys().map(String::as_str).collect();
-        return Err(Failure::Usage(format!(
-            "no source \"{name}\" (sources: {})",
-            known.join(", ")
+/// A usage error naming the configured sources, unless `name` is one of them.
+fn known_source(settings: &Settings, name: &str) -> Result<(), Failure> {
+    if settings.sources.contains_key(name) {
+        return Ok(());
+    }
+    let known: Vec<&str> = settings.sources.keys().map(String::as_str).collect();
+    Err(Failure::Usage(format!(
+        "no source \"{name}\" (sources: {})",
+        known.join(", ")
+    )))
+}
+
+/// Prints each stream's progress to stderr: one line rewritten in place on a terminal,
+/// a plain line every few seconds (and at the end) otherwise.
+fn progress_printer() -> std::sync::Arc<dyn Fn(&Progress<'_>) + Send + Sync> {
+    use std::io::IsTerminal;
+    const EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+    let terminal = std::io::stderr().is_terminal();
+    let last = std::sync::Mutex::new(std::time::Instant::now());
+    std::sync::Arc::new(move |progress: &Progress<'_>| {
+        let seconds = progress.elapsed.as_secs_f64();
+        let line = format!(
+            "{}.{}: {} pages, {} records, {:.0} records/s, {seconds:.0} s",
+            progress.source,
+            progress.stream,
+            progress.pages,
+            progress.records,
+            progress.records as f64 / seconds.max(0.001),
+        );
+        let mut stderr = std::io::stderr().lock();
+        if terminal {
+            let _ = write!(stderr, "\r\x1b[2K{line}");
+            if let Some(end) = progress.end {
+                let _ = writeln!(stderr, " ({end})");
+            }
+        } else {
+            let mut last = last.lock().expect("never poisoned: no panics while held");
+            if progress.end.is_some() || last.elapsed() >= EVERY {
+                *last = std::time::Instant::now();
+                let end = progress
+                    .end
+                    .map(|end| format!(" ({end})"))
+                    .unwrap_or_default();
+                let _ = writeln!(stderr, "{line}{end}");
+            }
+        }
+        let _ = stderr.flush();
+    })
+}
+
+async fn backfill(settings: Settings, name: &str, since: NaiveDate) -> Result<(), Failure> {
+    known_source(&settings, name)?;
+    let start = crate::measures::period::PeriodKind::Day
+        .start_of_date(since, settings.scorecard.timezone)
+        .with_timezone(&chrono::Utc);
+    if start > chrono::Utc::now() {
+        return Err(Failure::Usage(format!("--since {since} is in the future")));
+    }
+    let services = Services::prepare(settings).await?;
+    let cancel = CancellationToken::new();
+    let signal = tokio::spawn(crate::shutdown::listen(cancel.clone()));
+    let source = services.settings.sources[name].clone();
+    let options = SyncOptions {
+        since: Some(start),
+        progress: Some(progress_printer()),
+    };
+    let report = services
+        .engine
+        .sync_source_with(&source, Trigger::Backfill, &cancel, &options)
+        .await
+        .with_context(|| format!("backfilling source {name}"));
+    signal.abort();
+    services.store.close().await;
+    let report = report?;
+    if report.cancelled {
+        return Err(Failure::Runtime(anyhow::anyhow!(
+            "backfill of {name} interrupted; run the same command again to continue where it stopped"
         )));
+    }
+    let failed: Vec<String> = report
+        .streams
+        .iter()
+        .filter_map(|stream| {
+            stream
+                .error
+                .as_ref()
+                .map(|error| format!("{}.{}: {error}", name, stream.stream))
+        })
+        .collect();
+    if failed.is_empty() {
+        println!(
+            "backfill of {name} from {since} done: {} records",
+            report
+                .streams
+                .iter()
+                .map(|stream| stream.records)
+                .sum::<u64>()
+        );
+        Ok(())
+    } else {
+        Err(Failure::Runtime(anyhow::anyhow!(
+            "backfill failed (run the same command again to continue): {}",
+            failed.join("; ")
+        )))
+    }
+}
+
+async fn sync(settings: Settings, only: Option<&str>) -> Result<(), Failure> {
+    if let Some(name) = only {
+        known_source(&settings, name)?;
     }
     let services = Services::prepare(settings).await?;
     let cancel = CancellationToken::new();

@@ -42,6 +42,8 @@ pub enum Trigger {
     Schedule,
     /// `scorekeeper sync`, or the demo's first sync.
     Manual,
+    /// `scorekeeper backfill`.
+    Backfill,
 }
 
 impl Trigger {
@@ -50,6 +52,7 @@ impl Trigger {
         match self {
             Trigger::Schedule => "schedule",
             Trigger::Manual => "manual",
+            Trigger::Backfill => "backfill",
         }
     }
 }
@@ -102,6 +105,44 @@ struct PreparedRecord {
     problems: u64,
 }
 
+/// How a sync runs besides its trigger.
+#[derive(Clone, Default)]
+pub struct SyncOptions {
+    /// Re-pull history from this instant (`scorekeeper backfill`) instead of continuing
+    /// from each stream's cursor.
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+    /// Called after each committed batch and at the end of each stream.
+    pub progress: Option<std::sync::Arc<dyn Fn(&Progress<'_>) + Send + Sync>>,
+}
+
+/// Where a stream's sync stands.
+#[derive(Debug, Clone)]
+pub struct Progress<'a> {
+    /// Source name.
+    pub source: &'a str,
+    /// Stream name.
+    pub stream: &'a str,
+    /// Pages committed.
+    pub pages: u64,
+    /// Records committed.
+    pub records: u64,
+    /// Since the stream's sync started.
+    pub elapsed: std::time::Duration,
+    /// `None` while running; `Some("done" | "failed" | "cancelled")` at the end.
+    pub end: Option<&'static str>,
+}
+
+/// One stream's sync: what `sync_stream` works on.
+#[derive(Clone, Copy)]
+struct StreamSync<'a> {
+    source: &'a SourceConfig,
+    preset: &'static dyn Preset,
+    stream: &'a str,
+    state: &'a StreamState,
+    options: &'a SyncOptions,
+    started: Instant,
+}
+
 /// Fetched pages waiting to be written.
 struct Batch {
     records: Vec<PreparedRecord>,
@@ -150,6 +191,18 @@ impl Engine {
         trigger: Trigger,
         cancel: &CancellationToken,
     ) -> Result<SourceReport, SourceError> {
+        self.sync_source_with(source, trigger, cancel, &SyncOptions::default())
+            .await
+    }
+
+    /// [`Engine::sync_source`] with a backfill start or a progress callback.
+    pub async fn sync_source_with(
+        &self,
+        source: &SourceConfig,
+        trigger: Trigger,
+        cancel: &CancellationToken,
+        options: &SyncOptions,
+    ) -> Result<SourceReport, SourceError> {
         let now = chrono::Utc::now().timestamp();
         let run_id = self
             .store
@@ -157,7 +210,7 @@ impl Engine {
             .await?;
         let span = tracing::info_span!("sync", source = %source.name, sync_id = run_id);
         let report = self
-            .sync_streams(source, run_id, cancel)
+            .sync_streams(source, run_id, cancel, options)
             .instrument(span.clone())
             .await;
         let written =
@@ -203,6 +256,7 @@ impl Engine {
         source: &SourceConfig,
         run_id: i64,
         cancel: &CancellationToken,
+        options: &SyncOptions,
     ) -> SourceReport {
         let preset = presets::preset(source.kind);
         let mut report = SourceReport {
@@ -225,20 +279,30 @@ impl Engine {
             let error = async {
                 let state = self.store.stream_state(&source.name, stream).await;
                 let result = match &state {
-                    Ok(state) => self.sync_stream(source, preset, stream, state, &mut stream_report, cancel).await,
+                    Ok(state) => {
+                        let stream_sync = StreamSync { source, preset, stream, state, options, started };
+                        self.sync_stream(&stream_sync, &mut stream_report, cancel).await
+                    }
                     Err(_) => Ok(()),
                 };
+                let mut complete = false;
                 let error = match (state.as_ref().err(), result) {
                     (Some(store_error), _) => Some(format!("cannot read the stream's state: {store_error}")),
-                    (None, Ok(())) => None,
+                    (None, Ok(())) => {
+                        complete = true;
+                        None
+                    }
                     (None, Err(SourceError::Cancelled)) => {
                         report.cancelled = true;
                         None
                     }
                     (None, Err(error)) => Some(error.to_string()),
                 };
+                if let Some(progress) = &options.progress {
+                    progress(&Progress { source: &source.name, stream, pages: stream_report.pages, records: stream_report.records, elapsed: started.elapsed(), end: Some(error.as_deref().map_or(if complete { "done" } else { "cancelled" }, |_| "failed")) });
+                }
                 if let Ok(state) = &state
-                    && let Err(store_error) = self.store.finish_stream_sync(state.id, chrono::Utc::now().timestamp(), error.as_deref()).await
+                    && let Err(store_error) = self.store.finish_stream_sync(state.id, chrono::Utc::now().timestamp(), error.as_deref(), complete).await
                 {
                     tracing::error!(error = %store_error, "Cannot record the end of the stream's sync");
                 }
@@ -270,16 +334,34 @@ impl Engine {
 
     async fn sync_stream(
         &self,
-        source: &SourceConfig,
-        preset: &'static dyn Preset,
-        stream: &str,
-        state: &StreamState,
+        job: &StreamSync<'_>,
         report: &mut StreamReport,
         cancel: &CancellationToken,
     ) -> Result<(), SourceError> {
+        let StreamSync {
+            source,
+            preset,
+            stream,
+            state,
+            options,
+            started,
+        } = *job;
         let mut auth = self.auth(source, preset, false).await?;
-        let window = SyncWindow::of(source, self.catalog.timezone());
-        let first = preset.first_request(source, stream, state.cursor.as_deref(), &window)?;
+        let mut window = SyncWindow::of(source, self.catalog.timezone());
+        let mut cursor = state.cursor.clone();
+        // A new backfill drops the cursor and walks from its start; one in progress (also
+        // when a scheduled sync meets it) continues from the cursor with the same start.
+        let since = options.since.map(|since| since.timestamp());
+        if let Some(since) = since
+            && state.backfill_since != Some(since)
+        {
+            self.store.start_backfill(state.id, since).await?;
+            cursor = None;
+        }
+        if let Some(since) = since.or(state.backfill_since) {
+            window.start = chrono::DateTime::from_timestamp(since, 0);
+        }
+        let first = preset.first_request(source, stream, cursor.as_deref(), &window)?;
 
         // The fetch task stops on its own token: cancelled by shutdown, or by us when a
         // write fails, so it never outlives this function (it is joined below).
@@ -306,8 +388,22 @@ impl Engine {
         while let Some(fetched) = receiver.recv().await {
             let result = match fetched {
                 Fetched::Batch(batch) => {
-                    self.store_batch(source, stream, state.id, batch, report)
-                        .await
+                    let stored = self
+                        .store_batch(source, stream, state.id, batch, report)
+                        .await;
+                    if stored.is_ok()
+                        && let Some(progress) = &options.progress
+                    {
+                        progress(&Progress {
+                            source: &source.name,
+                            stream,
+                            pages: report.pages,
+                            records: report.records,
+                            elapsed: started.elapsed(),
+                            end: None,
+                        });
+                    }
+                    stored
                 }
                 Fetched::Failed(error) => Err(error),
             };

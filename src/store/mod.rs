@@ -85,6 +85,8 @@ pub struct StreamState {
     pub last_success_at: Option<i64>,
     /// Error of the last sync, if it failed.
     pub last_error: Option<String>,
+    /// Start of a backfill in progress (unix seconds), until the stream syncs to its end.
+    pub backfill_since: Option<i64>,
 }
 
 /// A stored record's id, key and JSON text.
@@ -232,7 +234,7 @@ impl Store {
         stream: &str,
     ) -> Result<StreamState, StoreError> {
         let insert = "INSERT INTO streams (source, stream) VALUES ($1, $2) ON CONFLICT (source, stream) DO NOTHING";
-        let select = "SELECT id, cursor, last_sync_at, last_success_at, last_error FROM streams WHERE source = $1 AND stream = $2";
+        let select = "SELECT id, cursor, last_sync_at, last_success_at, last_error, backfill_since FROM streams WHERE source = $1 AND stream = $2";
         dispatch!(&self.pool, |pool| {
             sqlx::query(insert)
                 .bind(source)
@@ -250,23 +252,44 @@ impl Store {
                 last_sync_at: row.try_get(2)?,
                 last_success_at: row.try_get(3)?,
                 last_error: row.try_get(4)?,
+                backfill_since: row.try_get(5)?,
             })
         })
     }
 
-    /// Records the end of a stream's sync (success clears the error).
+    /// Records the end of a stream's sync. `complete` (the stream was read to its end)
+    /// sets the last success, clears the error and ends a backfill in progress; a
+    /// cancelled sync is neither a success nor a failure.
     pub async fn finish_stream_sync(
         &self,
         stream_id: i64,
         now: i64,
         error: Option<&str>,
+        complete: bool,
     ) -> Result<(), StoreError> {
         let sql = "UPDATE streams SET last_sync_at = $1, last_error = $2, \
-                   last_success_at = CASE WHEN $2 IS NULL THEN $1 ELSE last_success_at END WHERE id = $3";
+                   last_success_at = CASE WHEN $4 THEN $1 ELSE last_success_at END, \
+                   backfill_since = CASE WHEN $4 THEN NULL ELSE backfill_since END WHERE id = $3";
         dispatch!(&self.pool, |pool| {
             sqlx::query(sql)
                 .bind(now)
                 .bind(error)
+                .bind(stream_id)
+                .bind(complete)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Starts a backfill of a stream from `since`: the saved cursor is dropped and the
+    /// start remembered, in one statement, so a crash at any point leaves either the old
+    /// state or a backfill that the next sync continues.
+    pub async fn start_backfill(&self, stream_id: i64, since: i64) -> Result<(), StoreError> {
+        let sql = "UPDATE streams SET cursor = NULL, backfill_since = $1 WHERE id = $2";
+        dispatch!(&self.pool, |pool| {
+            sqlx::query(sql)
+                .bind(since)
                 .bind(stream_id)
                 .execute(pool)
                 .await?;

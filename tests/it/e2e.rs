@@ -403,3 +403,42 @@ async fn check_connect_tries_each_source_and_reports_the_api_message() {
     );
     stripe.verify().await;
 }
+
+#[tokio::test]
+async fn backfill_prints_progress_per_stream_and_names_unknown_sources() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let stripe = MockServer::start().await;
+    mount_stripe_fixtures(&stripe, 1).await;
+    let database = format!("sqlite://{}", dir.path().join("sk.db").display());
+    let config = write_config(&dir, &stripe_config(&database, &stripe.uri(), ""));
+    let (code, stdout, stderr) = scorekeeper(
+        &config,
+        GOOD_KEY,
+        &["backfill", "--source", "stripe", "--since", "2025-11-01"],
+    )
+    .await;
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    // Not a terminal: plain lines, the last one per stream with its end.
+    assert!(
+        stderr.contains("stripe.charges: 2 pages, 5 records") && stderr.contains("(done)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("stripe.refunds: 1 pages"), "{stderr}");
+    assert!(
+        stdout.contains("backfill of stripe from 2025-11-01 done"),
+        "{stdout}"
+    );
+    stripe.verify().await;
+
+    let (code, _, stderr) = scorekeeper(
+        &config,
+        GOOD_KEY,
+        &["backfill", "--source", "nope", "--since", "2025-11-01"],
+    )
+    .await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("no source \"nope\" (sources: stripe)"),
+        "{stderr}"
+    );
+}
