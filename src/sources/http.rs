@@ -30,15 +30,15 @@ pub enum Auth {
     /// A key in a header of its own (Shopify's `X-Shopify-Access-Token`).
     Header {
         /// Header name.
-        name: &'static str,
+        name: std::borrow::Cow<'static, str>,
         /// The key.
         value: Secret,
     },
-    /// A key in the query string (Pipedrive's `api_token`, Moodle's `wstoken`); the
-    /// parameter name must be one `redact_url` hides.
+    /// A key in the query string (Pipedrive's `api_token`, Moodle's `wstoken`). It is
+    /// added to the URL that is sent only, never to the URL shown in logs and errors.
     Query {
         /// Parameter name.
-        name: &'static str,
+        name: std::borrow::Cow<'static, str>,
         /// The key.
         value: Secret,
     },
@@ -354,7 +354,9 @@ impl HttpClient {
         // and logs, never carries it.
         let mut sent_url = url.clone();
         if let Auth::Query { name, value } = auth {
-            sent_url.query_pairs_mut().append_pair(name, value.expose());
+            sent_url
+                .query_pairs_mut()
+                .append_pair(name.as_ref(), value.expose());
         }
         let mut request = match &page.body {
             Some(body) => self
@@ -365,7 +367,7 @@ impl HttpClient {
             None => self.client.get(sent_url),
         };
         for (name, value) in &page.headers {
-            request = request.header(*name, value);
+            request = request.header(name.as_ref(), value);
         }
         match auth {
             Auth::Bearer(token) => {
@@ -394,7 +396,7 @@ impl HttpClient {
                     });
                 };
                 value.set_sensitive(true);
-                request = request.header(*name, value);
+                request = request.header(name.as_ref(), value);
             }
             // Added to the URL above; errors and logs show the URL through `redact_url`.
             Auth::Query { .. } => {}

@@ -121,7 +121,7 @@ pub struct PageRequest {
     /// A JSON body to POST (HubSpot's search endpoint); `None` sends a GET.
     pub body: Option<String>,
     /// Headers besides authentication (Xero's `Xero-tenant-id` and `If-Modified-Since`).
-    pub headers: Vec<(&'static str, String)>,
+    pub headers: Vec<(std::borrow::Cow<'static, str>, String)>,
 }
 
 impl PageRequest {
@@ -144,8 +144,12 @@ impl PageRequest {
     }
 
     /// The same request with one more header.
-    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
-        self.headers.push((name, value.into()));
+    pub fn with_header(
+        mut self,
+        name: impl Into<std::borrow::Cow<'static, str>>,
+        value: impl Into<String>,
+    ) -> Self {
+        self.headers.push((name.into(), value.into()));
         self
     }
 

@@ -88,7 +88,7 @@ impl Preset for Pipedrive {
             .api_token
             .clone()
             .map(|value| Auth::Query {
-                name: "api_token",
+                name: "api_token".into(),
                 value,
             })
             .ok_or_else(|| SourceError::Unauthorized {
@@ -209,10 +209,7 @@ mod tests {
     fn the_token_goes_in_the_query_and_deals_need_update_time() {
         assert!(matches!(
             Pipedrive.auth(&source()),
-            Ok(Auth::Query {
-                name: "api_token",
-                ..
-            })
+            Ok(Auth::Query { name, .. }) if name == "api_token"
         ));
         let source = source();
         let first = Pipedrive

@@ -81,7 +81,7 @@ impl Preset for Shopify {
             .access_token
             .clone()
             .map(|value| Auth::Header {
-                name: "x-shopify-access-token",
+                name: "x-shopify-access-token".into(),
                 value,
             })
             .ok_or_else(|| SourceError::Unauthorized {
