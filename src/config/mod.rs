@@ -11,6 +11,7 @@
 //! This module never touches the network or the database, and `Settings` never
 //! changes after it is built.
 
+mod declarative;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -28,6 +29,7 @@ use crate::measures::period::PeriodKind;
 use crate::secret::Secret;
 use crate::status::Target;
 
+pub use declarative::{Endpoint, HttpAuth, HttpSource, Incremental, Pagination, TimeFormat};
 pub use validate::validate;
 
 /// The configuration file used when neither `--config` nor `$SCOREKEEPER_CONFIG` is set.
@@ -317,6 +319,12 @@ pub struct RawSource {
     pub key: Option<Vec<String>>,
     /// CSV: the field separator (one character, `,` by default).
     pub delimiter: Option<String>,
+    /// http: how requests authenticate.
+    pub auth: Option<declarative::RawHttpAuth>,
+    /// http: fixed request headers.
+    pub headers: Option<BTreeMap<String, String>>,
+    /// http: the declared streams.
+    pub endpoints: Option<BTreeMap<String, declarative::RawEndpoint>>,
 }
 
 /// `[measures.ID]` as written.
@@ -413,6 +421,9 @@ impl Settings {
             secrets.extend(source.api_token.as_ref());
             secrets.extend(source.access_token.as_ref());
             secrets.extend(source.token.as_ref());
+            if let Some(http) = &source.http {
+                secrets.extend(http.auth.secrets());
+            }
             if let Some(oauth) = &source.oauth {
                 secrets.push(&oauth.client_secret);
                 secrets.push(&oauth.refresh_token);
@@ -499,6 +510,8 @@ pub struct SourceConfig {
     pub token: Option<Secret>,
     /// CSV: where the file is and how to read it.
     pub csv: Option<CsvConfig>,
+    /// http: the declared connector.
+    pub http: Option<HttpSource>,
 }
 
 /// The OAuth2 refresh-token grant of a source (RFC 6749 §6).
@@ -566,6 +579,8 @@ pub enum SourceKind {
     Freshdesk,
     /// Pipedrive's REST API (v2).
     Pipedrive,
+    /// A connector declared in the configuration.
+    Http,
 }
 
 impl SourceKind {
@@ -576,6 +591,7 @@ impl SourceKind {
         ("zendesk", SourceKind::Zendesk),
         ("pipedrive", SourceKind::Pipedrive),
         ("freshdesk", SourceKind::Freshdesk),
+        ("http", SourceKind::Http),
     ];
 
     /// The config spelling.
@@ -586,6 +602,7 @@ impl SourceKind {
             SourceKind::Shopify => "shopify",
             SourceKind::Freshdesk => "freshdesk",
             SourceKind::Pipedrive => "pipedrive",
+            SourceKind::Http => "http",
         }
     }
 }

@@ -22,11 +22,16 @@ const DEFAULT_DATABASE_URL: &str = "sqlite://data/scorekeeper.db";
 
 /// Collects problems with their key paths.
 #[derive(Default)]
-struct Problems(Vec<String>);
+pub(super) struct Problems(Vec<String>);
 
 impl Problems {
-    fn add(&mut self, key: impl std::fmt::Display, problem: impl std::fmt::Display) {
+    pub(super) fn add(&mut self, key: impl std::fmt::Display, problem: impl std::fmt::Display) {
         self.0.push(format!("{key}: {problem}"));
+    }
+
+    /// Problems so far (to tell whether a part added any).
+    pub(super) fn len(&self) -> usize {
+        self.0.len()
     }
 }
 
@@ -221,6 +226,8 @@ fn validate_source(name: &str, raw: RawSource, problems: &mut Problems) -> Optio
     }
     let base_text = raw.base_url.as_deref().unwrap_or(&default_base);
     let base_url = match reqwest::Url::parse(base_text) {
+        // No default and none given: reported once, as a required setting.
+        _ if base_text.is_empty() => None,
         Ok(url) if matches!(url.scheme(), "http" | "https") => Some(url),
         Ok(_) => {
             problems.add(
@@ -237,21 +244,53 @@ fn validate_source(name: &str, raw: RawSource, problems: &mut Problems) -> Optio
             None
         }
     };
+    let (oauth, oauth_partial) = validate_oauth(&key, &raw, preset, problems);
+    // A declared connector's streams are its endpoints.
+    let http = (kind == SourceKind::Http)
+        .then(|| {
+            let parts = super::declarative::RawHttpParts {
+                auth: raw.auth.as_ref(),
+                headers: raw.headers.as_ref(),
+                endpoints: raw.endpoints.as_ref(),
+            };
+            super::declarative::validate_http(
+                &key,
+                parts,
+                oauth.is_some() || oauth_partial,
+                problems,
+            )
+        })
+        .flatten();
+    let offered: Vec<&str> = match (&http, &raw.endpoints) {
+        (Some(http), _) => http.endpoints.keys().map(String::as_str).collect(),
+        (None, Some(endpoints)) => endpoints.keys().map(String::as_str).collect(),
+        (None, None) => preset.streams.to_vec(),
+    };
+    if kind != SourceKind::Http {
+        for (name, present) in [
+            ("auth", raw.auth.is_some()),
+            ("headers", raw.headers.is_some()),
+            ("endpoints", raw.endpoints.is_some()),
+        ] {
+            if present {
+                problems.add(
+                    format!("{key}.{name}"),
+                    format!("is only used with kind \"http\", not \"{}\"", kind.as_str()),
+                );
+            }
+        }
+    }
     let streams = match raw.streams.clone() {
-        None => preset
-            .streams
-            .iter()
-            .map(|stream| stream.to_string())
-            .collect(),
+        None => offered.iter().map(|stream| stream.to_string()).collect(),
         Some(streams) => {
             for stream in &streams {
-                if !preset.streams.contains(&stream.as_str()) {
+                if !offered.contains(&stream.as_str()) {
                     problems.add(
                         format!("{key}.streams"),
                         format!(
                             "{} has no stream \"{stream}\" (streams: {})",
                             kind.as_str(),
-                            preset.streams.join(", ")
+                            offered.join(", ")
                         ),
                     );
                 }
@@ -277,7 +316,6 @@ fn validate_source(name: &str, raw: RawSource, problems: &mut Problems) -> Optio
             preset.default_lookback
         }),
     };
-    let (oauth, oauth_partial) = validate_oauth(&key, &raw, preset, problems);
     let csv = (raw.kind == "csv")
         .then(|| validate_csv(&key, &raw, problems))
         .flatten();
@@ -304,6 +342,7 @@ fn validate_source(name: &str, raw: RawSource, problems: &mut Problems) -> Optio
                 .as_deref()
                 .is_some_and(|email| email.contains('@')),
             "realm_id" => raw.realm_id.as_deref().is_some_and(|id| !id.is_empty()),
+            "base_url" => raw.base_url.is_some(),
             "tenant_id" => raw.tenant_id.as_deref().is_some_and(|id| !id.is_empty()),
             "token" => raw.token.as_ref().is_some_and(|secret| !secret.is_empty()),
             // An access token, or the three settings that let scorekeeper refresh its own.
@@ -359,6 +398,7 @@ fn validate_source(name: &str, raw: RawSource, problems: &mut Problems) -> Optio
         oauth,
         token: raw.token,
         csv,
+        http,
     })
 }
 
@@ -396,6 +436,13 @@ fn validate_oauth(
     let token_text = match (raw.token_url.as_deref(), preset.token_url) {
         (Some(url), _) => url,
         (None, Some(default)) => default,
+        (None, None) if raw.kind == "http" => {
+            problems.add(
+                format!("{key}.token_url"),
+                "is required with client_id, client_secret and refresh_token (the API's OAuth2 token endpoint)",
+            );
+            return (None, true);
+        }
         (None, None) => {
             problems.add(
                 format!("{key}.client_id"),

@@ -18,6 +18,8 @@ use crate::secret::Secret;
 /// How requests authenticate.
 #[derive(Debug, Clone)]
 pub enum Auth {
+    /// No credentials (public files, `kind = "http"` with `auth = { kind = "none" }`).
+    None,
     /// `Authorization: Bearer <token>`.
     Bearer(Secret),
     /// HTTP Basic (RFC 7617): `Authorization: Basic base64(user:password)`.
@@ -399,7 +401,7 @@ impl HttpClient {
                 request = request.header(name.as_ref(), value);
             }
             // Added to the URL above; errors and logs show the URL through `redact_url`.
-            Auth::Query { .. } => {}
+            Auth::Query { .. } | Auth::None => {}
         }
         let response = match request.send().await {
             Ok(response) => response,

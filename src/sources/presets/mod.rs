@@ -2,6 +2,7 @@
 //! paging style, field names and documentation; it builds requests and cuts responses
 //! into records, and never loops, sleeps or does IO (the engine does).
 
+pub mod declarative;
 pub mod freshdesk;
 pub mod pipedrive;
 pub mod shopify;
@@ -99,6 +100,7 @@ pub fn describe(kind: SourceKind) -> &'static PresetInfo {
         SourceKind::Shopify => &shopify::INFO,
         SourceKind::Freshdesk => &freshdesk::INFO,
         SourceKind::Pipedrive => &pipedrive::INFO,
+        SourceKind::Http => &declarative::INFO,
     }
 }
 
@@ -110,6 +112,7 @@ pub fn preset(kind: SourceKind) -> &'static dyn Preset {
         SourceKind::Shopify => &shopify::Shopify,
         SourceKind::Freshdesk => &freshdesk::Freshdesk,
         SourceKind::Pipedrive => &pipedrive::Pipedrive,
+        SourceKind::Http => &declarative::Declared,
     }
 }
 
@@ -236,5 +239,6 @@ pub(crate) fn test_source(kind: SourceKind, base: &str) -> SourceConfig {
         oauth: None,
         token: None,
         csv: None,
+        http: None,
     }
 }
