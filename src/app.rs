@@ -124,13 +124,28 @@ pub async fn run(
         let locks = services.locks.clone();
         let source = source.clone();
         let token = shutdown.child_token();
+        if source.reconcile.is_some() {
+            tracker.spawn(scheduler::run(
+                engine.clone(),
+                source.clone(),
+                scheduler::Job::Reconcile,
+                locks.clone(),
+                token.clone(),
+            ));
+        }
         if options.sync_at_start {
             tracker.spawn(async move {
                 sync_now(&engine, &source, &locks, &token).await;
-                scheduler::run(engine, source, locks, token).await;
+                scheduler::run(engine, source, scheduler::Job::Sync, locks, token).await;
             });
         } else {
-            tracker.spawn(scheduler::run(engine, source, locks, token));
+            tracker.spawn(scheduler::run(
+                engine,
+                source,
+                scheduler::Job::Sync,
+                locks,
+                token,
+            ));
         }
     }
     tracing::info!(%address, sources = services.settings.sources.len(), measures = services.catalog.measures().len(), database = services.store.backend_name(), "Scorekeeper running");

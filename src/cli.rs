@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::app::{self, RunOptions, Services};
 use crate::config::{self, ConfigError, Settings};
 use crate::scorecard::{self, SeriesPoint};
-use crate::sources::engine::{Progress, SyncOptions, Trigger};
+use crate::sources::engine::{Progress, ProgressFn, SyncOptions, Trigger};
 use crate::sources::http::{HttpClient, RetryPolicy};
 use crate::sources::presets;
 use crate::telemetry::LogFormat;
@@ -67,6 +67,10 @@ pub enum Command {
         /// Only this source.
         #[arg(long)]
         source: Option<String>,
+        /// Run the deletion reconciliation instead (sources with reconcile_window): re-read
+        /// the window and remove records that vanished upstream.
+        #[arg(long)]
+        reconcile: bool,
     },
     /// Re-pull a source's history from a date (resumable), with a progress line per stream.
     Backfill {
@@ -168,7 +172,9 @@ pub async fn execute(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Demo => crate::demo::run(cli.config.as_deref()).await,
-        Command::Sync { source } => sync(load(&cli)?, source.as_deref()).await,
+        Command::Sync { source, reconcile } => {
+            sync(load(&cli)?, source.as_deref(), *reconcile).await
+        }
         Command::Backfill { source, since } => backfill(load(&cli)?, source, *since).await,
         Command::Check { connect } => check(load(&cli)?, *connect).await,
         Command::Scorecard { format } => {
@@ -299,7 +305,7 @@ fn known_source(settings: &Settings, name: &str) -> Result<(), Failure> {
 
 /// Prints each stream's progress to stderr: one line rewritten in place on a terminal,
 /// a plain line every few seconds (and at the end) otherwise.
-fn progress_printer() -> std::sync::Arc<dyn Fn(&Progress<'_>) + Send + Sync> {
+fn progress_printer() -> std::sync::Arc<ProgressFn> {
     use std::io::IsTerminal;
     const EVERY: std::time::Duration = std::time::Duration::from_secs(5);
     let terminal = std::io::stderr().is_terminal();
@@ -350,6 +356,7 @@ async fn backfill(settings: Settings, name: &str, since: NaiveDate) -> Result<()
     let options = SyncOptions {
         since: Some(start),
         progress: Some(progress_printer()),
+        reconcile: false,
     };
     let report = services
         .engine
@@ -392,10 +399,24 @@ async fn backfill(settings: Settings, name: &str, since: NaiveDate) -> Result<()
     }
 }
 
-async fn sync(settings: Settings, only: Option<&str>) -> Result<(), Failure> {
+async fn sync(settings: Settings, only: Option<&str>, reconcile: bool) -> Result<(), Failure> {
     if let Some(name) = only {
         known_source(&settings, name)?;
+        if reconcile && settings.sources[name].reconcile.is_none() {
+            return Err(Failure::Usage(format!(
+                "source \"{name}\" has no reconcile_window; set one to reconcile it"
+            )));
+        }
     }
+    let options = SyncOptions {
+        reconcile,
+        ..SyncOptions::default()
+    };
+    let trigger = if reconcile {
+        Trigger::Reconcile
+    } else {
+        Trigger::Manual
+    };
     let services = Services::prepare(settings).await?;
     let cancel = CancellationToken::new();
     let signal = tokio::spawn(crate::shutdown::listen(cancel.clone()));
@@ -405,14 +426,19 @@ async fn sync(settings: Settings, only: Option<&str>) -> Result<(), Failure> {
         .sources
         .values()
         .filter(|source| only.is_none_or(|name| name == source.name))
+        .filter(|source| !reconcile || source.reconcile.is_some())
     {
         let report = services
             .engine
-            .sync_source(source, Trigger::Manual, &cancel)
+            .sync_source_with(source, trigger, &cancel, &options)
             .await
             .with_context(|| format!("syncing source {}", source.name))?;
         for stream in &report.streams {
             match &stream.error {
+                None if reconcile => println!(
+                    "{}.{}: {} records re-read ({} new or changed), {} removed as vanished upstream",
+                    source.name, stream.stream, stream.records, stream.changed, stream.removed
+                ),
                 None => println!(
                     "{}.{}: {} records ({} new or changed), {} pages",
                     source.name, stream.stream, stream.records, stream.changed, stream.pages

@@ -13,7 +13,7 @@ use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::SourceConfig;
-use crate::sources::engine::{Engine, Trigger};
+use crate::sources::engine::{Engine, SyncOptions, Trigger};
 
 /// One lock per source, shared by every trigger.
 #[derive(Clone, Default)]
@@ -46,20 +46,42 @@ pub fn missed_ticks(schedule: &cron::Schedule, after: DateTime<Utc>, now: DateTi
         .count()
 }
 
-/// Runs `source` on its schedule until `cancel` fires.
+/// What a scheduler loop runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Job {
+    /// The source's incremental sync, on `schedule`.
+    Sync,
+    /// Its deletion reconciliation, on `reconcile_schedule`.
+    Reconcile,
+}
+
+/// Runs `job` of `source` on its schedule until `cancel` fires.
 pub async fn run(
     engine: Engine,
     source: SourceConfig,
+    job: Job,
     locks: SourceLocks,
     cancel: CancellationToken,
 ) {
     let lock = locks
         .get(&source.name)
         .expect("a lock exists for every configured source");
+    let (schedule, trigger, options) = match (job, &source.reconcile) {
+        (Job::Sync, _) => (&source.schedule, Trigger::Schedule, SyncOptions::default()),
+        (Job::Reconcile, Some(reconcile)) => (
+            &reconcile.schedule,
+            Trigger::Reconcile,
+            SyncOptions {
+                reconcile: true,
+                ..SyncOptions::default()
+            },
+        ),
+        (Job::Reconcile, None) => return,
+    };
     loop {
         let now = Utc::now();
-        let Some(tick) = source.schedule.after(&now).next() else {
-            tracing::warn!(source = %source.name, "Schedule has no future tick; the source will not sync again");
+        let Some(tick) = schedule.after(&now).next() else {
+            tracing::warn!(source = %source.name, ?job, "Schedule has no future tick; it will not run again");
             return;
         };
         let wait = (tick - now).to_std().unwrap_or_default();
@@ -72,7 +94,7 @@ pub async fn run(
             continue;
         };
         match engine
-            .sync_source(&source, Trigger::Schedule, &cancel)
+            .sync_source_with(&source, trigger, &cancel, &options)
             .await
         {
             Ok(report) if report.is_success() || report.cancelled => {}
@@ -84,7 +106,7 @@ pub async fn run(
                 tracing::error!(source = %source.name, error = %error, "Sync failed; retrying at the next tick")
             }
         }
-        let skipped = missed_ticks(&source.schedule, tick, Utc::now());
+        let skipped = missed_ticks(schedule, tick, Utc::now());
         if skipped > 0 {
             tracing::warn!(source = %source.name, skipped, "Sync outlasted its next tick; skipped overlapping ticks");
         }

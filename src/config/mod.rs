@@ -277,6 +277,11 @@ pub struct RawSource {
     pub stale_after: Option<String>,
     /// How far before the saved cursor each incremental sync re-reads.
     pub lookback: Option<String>,
+    /// Deletion reconciliation: how far back a scheduled re-read looks for records
+    /// that vanished upstream.
+    pub reconcile_window: Option<String>,
+    /// When that re-read runs (cron with seconds; daily at 03:30 UTC by default).
+    pub reconcile_schedule: Option<String>,
     /// Stripe: secret API key.
     pub api_key: Option<Secret>,
     /// Zendesk: the account's subdomain (`acme` for acme.zendesk.com).
@@ -482,6 +487,8 @@ pub struct SourceConfig {
     /// How far before the saved cursor each incremental sync re-reads, so objects that
     /// changed upstream after they were first synced are picked up again.
     pub lookback: Duration,
+    /// Deletion reconciliation, when configured.
+    pub reconcile: Option<ReconcileConfig>,
     /// Stripe: the secret API key.
     pub api_key: Option<Secret>,
     /// Zendesk: the account's subdomain.
@@ -512,6 +519,18 @@ pub struct SourceConfig {
     pub csv: Option<CsvConfig>,
     /// http: the declared connector.
     pub http: Option<HttpSource>,
+}
+
+/// A source's deletion reconciliation: a re-read of a recent window on its own
+/// schedule that removes records no longer listed upstream.
+#[derive(Debug, Clone)]
+pub struct ReconcileConfig {
+    /// How far back the re-read looks.
+    pub window: Duration,
+    /// When it runs.
+    pub schedule: cron::Schedule,
+    /// The cron text, for display.
+    pub schedule_text: String,
 }
 
 /// The OAuth2 refresh-token grant of a source (RFC 6749 §6).

@@ -244,6 +244,7 @@ fn validate_source(name: &str, raw: RawSource, problems: &mut Problems) -> Optio
             None
         }
     };
+    let reconcile = validate_reconcile(&key, &raw, problems);
     let (oauth, oauth_partial) = validate_oauth(&key, &raw, preset, problems);
     // A declared connector's streams are its endpoints.
     let http = (kind == SourceKind::Http)
@@ -374,7 +375,7 @@ fn validate_source(name: &str, raw: RawSource, problems: &mut Problems) -> Optio
     if problems.0.len() > before {
         return None;
     }
-    Some(SourceConfig {
+    let source = SourceConfig {
         name: name.to_string(),
         kind,
         schedule: schedule?,
@@ -399,6 +400,68 @@ fn validate_source(name: &str, raw: RawSource, problems: &mut Problems) -> Optio
         token: raw.token,
         csv,
         http,
+        reconcile,
+    };
+    // Reconciliation needs to know which stored records a re-read must list again.
+    if source.reconcile.is_some() {
+        let preset = presets::preset(kind);
+        let blind: Vec<&str> = source
+            .streams
+            .iter()
+            .filter(|stream| preset.coverage(&source, stream) == presets::Coverage::None)
+            .map(String::as_str)
+            .collect();
+        if !blind.is_empty() {
+            problems.add(
+                format!("{key}.reconcile_window"),
+                format!(
+                    "{} cannot be reconciled (its API reports deletions itself or cannot re-list a window); \
+                     limit `streams` to the others or remove reconcile_window",
+                    blind.join(", ")
+                ),
+            );
+            return None;
+        }
+    }
+    Some(source)
+}
+
+/// The default time of the reconciliation re-read: daily at 03:30 UTC.
+const DEFAULT_RECONCILE_SCHEDULE: &str = "0 30 3 * * *";
+
+fn validate_reconcile(
+    key: &str,
+    raw: &RawSource,
+    problems: &mut Problems,
+) -> Option<ReconcileConfig> {
+    let Some(window_text) = &raw.reconcile_window else {
+        if raw.reconcile_schedule.is_some() {
+            problems.add(
+                format!("{key}.reconcile_schedule"),
+                "needs reconcile_window (how far back the re-read looks, e.g. \"90d\")",
+            );
+        }
+        return None;
+    };
+    let window = parse_duration(window_text)
+        .map_err(|error| problems.add(format!("{key}.reconcile_window"), error))
+        .ok()?;
+    let schedule_text = raw
+        .reconcile_schedule
+        .clone()
+        .unwrap_or_else(|| DEFAULT_RECONCILE_SCHEDULE.to_string());
+    let schedule = cron::Schedule::from_str(&schedule_text)
+        .map_err(|error| {
+            problems.add(
+                format!("{key}.reconcile_schedule"),
+                format!("invalid cron expression \"{schedule_text}\": {error} (six fields, seconds first)"),
+            )
+        })
+        .ok()?;
+    Some(ReconcileConfig {
+        window,
+        schedule,
+        schedule_text,
     })
 }
 

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::http::{Auth, HttpClient};
-use super::presets::{self, Preset, SyncWindow};
+use super::presets::{self, Coverage, Preset, SyncWindow};
 use super::{PageRequest, SourceError};
 use crate::config::SourceConfig;
 use crate::measures;
@@ -44,6 +44,8 @@ pub enum Trigger {
     Manual,
     /// `scorekeeper backfill`.
     Backfill,
+    /// The deletion reconciliation's schedule, or `scorekeeper sync --reconcile`.
+    Reconcile,
 }
 
 impl Trigger {
@@ -53,6 +55,7 @@ impl Trigger {
             Trigger::Schedule => "schedule",
             Trigger::Manual => "manual",
             Trigger::Backfill => "backfill",
+            Trigger::Reconcile => "reconcile",
         }
     }
 }
@@ -70,6 +73,8 @@ pub struct StreamReport {
     pub changed: u64,
     /// Records a measure could not evaluate (left out of that measure).
     pub record_problems: u64,
+    /// Records removed because they vanished upstream (reconciliation).
+    pub removed: u64,
     /// Error, if the stream failed.
     pub error: Option<String>,
 }
@@ -112,8 +117,14 @@ pub struct SyncOptions {
     /// from each stream's cursor.
     pub since: Option<chrono::DateTime<chrono::Utc>>,
     /// Called after each committed batch and at the end of each stream.
-    pub progress: Option<std::sync::Arc<dyn Fn(&Progress<'_>) + Send + Sync>>,
+    pub progress: Option<std::sync::Arc<ProgressFn>>,
+    /// Deletion reconciliation: re-read the source's `reconcile_window` (leaving the
+    /// streams' cursors alone) and remove stored records it no longer lists.
+    pub reconcile: bool,
 }
+
+/// A progress callback ([`SyncOptions::progress`]).
+pub type ProgressFn = dyn Fn(&Progress<'_>) + Send + Sync;
 
 /// Where a stream's sync stands.
 #[derive(Debug, Clone)]
@@ -302,7 +313,7 @@ impl Engine {
                     progress(&Progress { source: &source.name, stream, pages: stream_report.pages, records: stream_report.records, elapsed: started.elapsed(), end: Some(error.as_deref().map_or(if complete { "done" } else { "cancelled" }, |_| "failed")) });
                 }
                 if let Ok(state) = &state
-                    && let Err(store_error) = self.store.finish_stream_sync(state.id, chrono::Utc::now().timestamp(), error.as_deref(), complete).await
+                    && let Err(store_error) = self.store.finish_stream_sync(state.id, chrono::Utc::now().timestamp(), error.as_deref(), complete && !options.reconcile).await
                 {
                     tracing::error!(error = %store_error, "Cannot record the end of the stream's sync");
                 }
@@ -344,10 +355,15 @@ impl Engine {
             stream,
             state,
             options,
-            started,
+            started: _,
         } = *job;
-        let mut auth = self.auth(source, preset, false).await?;
+        let auth = self.auth(source, preset, false).await?;
         let mut window = SyncWindow::of(source, self.catalog.timezone());
+        if options.reconcile {
+            return self
+                .reconcile_stream(job, auth, window, report, cancel)
+                .await;
+        }
         let mut cursor = state.cursor.clone();
         // A new backfill drops the cursor and walks from its start; one in progress (also
         // when a scheduled sync meets it) continues from the cursor with the same start.
@@ -362,7 +378,129 @@ impl Engine {
             window.start = chrono::DateTime::from_timestamp(since, 0);
         }
         let first = preset.first_request(source, stream, cursor.as_deref(), &window)?;
+        self.walk(job, auth, first, None, report, cancel).await
+    }
 
+    /// Deletion reconciliation of one stream: walks the reconcile window from its start
+    /// (the stream's cursor untouched), stores what it reads like any sync, then removes
+    /// the stored records the walk should have listed (per the preset's [`Coverage`])
+    /// but did not.
+    async fn reconcile_stream(
+        &self,
+        job: &StreamSync<'_>,
+        auth: Auth,
+        mut window: SyncWindow,
+        report: &mut StreamReport,
+        cancel: &CancellationToken,
+    ) -> Result<(), SourceError> {
+        let StreamSync {
+            source,
+            preset,
+            stream,
+            ..
+        } = *job;
+        let (Some(reconcile), coverage) = (&source.reconcile, preset.coverage(source, stream))
+        else {
+            return Ok(());
+        };
+        if coverage == Coverage::None {
+            return Ok(());
+        }
+        let from = chrono::Utc::now()
+            - chrono::Duration::from_std(reconcile.window).unwrap_or(chrono::Duration::MAX);
+        // Nothing before start_date was synced, so nothing before it is judged.
+        let start = window.start.map_or(from, |start| start.max(from));
+        window.start = Some(start);
+        let first = preset.first_request(source, stream, None, &window)?;
+        let mut seen = std::collections::HashSet::new();
+        self.walk(job, auth, first, Some(&mut seen), report, cancel)
+            .await?;
+        report.removed = self.remove_vanished(job, &coverage, start, &seen).await?;
+        Ok(())
+    }
+
+    /// Removes the stored records of a stream that `coverage` says a walk from `start`
+    /// lists, but that are not among the `seen` keys; marks their periods dirty.
+    async fn remove_vanished(
+        &self,
+        job: &StreamSync<'_>,
+        coverage: &Coverage,
+        start: chrono::DateTime<chrono::Utc>,
+        seen: &std::collections::HashSet<String>,
+    ) -> Result<u64, SourceError> {
+        const PAGE: i64 = 5_000;
+        let tz = self.catalog.timezone();
+        let mut vanished = Vec::new();
+        let mut covered = 0u64;
+        let mut after = 0;
+        loop {
+            let rows = self.store.records_after(job.state.id, after, PAGE).await?;
+            let Some(last) = rows.last() else { break };
+            after = last.id;
+            for row in &rows {
+                let listed = match coverage {
+                    Coverage::None => false,
+                    Coverage::All => true,
+                    Coverage::Field(field) => serde_json::from_str::<Record>(&row.data)
+                        .ok()
+                        .and_then(|record| {
+                            crate::records::event_time(crate::records::field(&record, field), tz)
+                                .ok()
+                                .flatten()
+                        })
+                        .is_some_and(|time| time >= start),
+                };
+                if listed {
+                    covered += 1;
+                    if !seen.contains(&row.key) {
+                        vanished.push(row.id);
+                    }
+                }
+            }
+        }
+        if vanished.is_empty() {
+            return Ok(0);
+        }
+        // An API that suddenly lists nothing (revoked permissions, an outage answering
+        // 200 with an empty list) must not empty the store.
+        if seen.is_empty() && covered > 1 {
+            tracing::warn!(
+                stored = covered,
+                "The re-read listed no records at all; keeping the stored ones instead of removing them"
+            );
+            return Ok(0);
+        }
+        let mut tx = self.store.begin().await?;
+        let dirty = tx.remove_records(&vanished).await?;
+        tx.mark_dirty(&dirty).await?;
+        tx.commit().await?;
+        tracing::info!(
+            removed = vanished.len(),
+            "Removed records that vanished upstream"
+        );
+        Ok(vanished.len() as u64)
+    }
+
+    /// Fetches from `first` to the end of the stream and stores every batch (saving the
+    /// cursor with each, unless this is a reconciliation, which collects the keys it
+    /// reads into `seen` instead).
+    async fn walk(
+        &self,
+        job: &StreamSync<'_>,
+        mut auth: Auth,
+        first: PageRequest,
+        mut seen: Option<&mut std::collections::HashSet<String>>,
+        report: &mut StreamReport,
+        cancel: &CancellationToken,
+    ) -> Result<(), SourceError> {
+        let StreamSync {
+            source,
+            preset,
+            stream,
+            state,
+            options,
+            started,
+        } = *job;
         // The fetch task stops on its own token: cancelled by shutdown, or by us when a
         // write fails, so it never outlives this function (it is joined below).
         let fetch_cancel = cancel.child_token();
@@ -388,8 +526,11 @@ impl Engine {
         while let Some(fetched) = receiver.recv().await {
             let result = match fetched {
                 Fetched::Batch(batch) => {
+                    if let Some(seen) = seen.as_deref_mut() {
+                        seen.extend(batch.records.iter().map(|record| record.key.clone()));
+                    }
                     let stored = self
-                        .store_batch(source, stream, state.id, batch, report)
+                        .store_batch(source, stream, state.id, batch, seen.is_none(), report)
                         .await;
                     if stored.is_ok()
                         && let Some(progress) = &options.progress
@@ -570,6 +711,7 @@ impl Engine {
         stream: &str,
         stream_id: i64,
         batch: Batch,
+        save_cursor: bool,
         report: &mut StreamReport,
     ) -> Result<(), SourceError> {
         let tz = self.catalog.timezone();
@@ -650,7 +792,9 @@ impl Engine {
         tx.upsert_inputs(&rows).await?;
         tx.mark_dirty(&dirty.into_iter().collect::<Vec<_>>())
             .await?;
-        tx.save_cursor(stream_id, Some(&batch.cursor)).await?;
+        if save_cursor {
+            tx.save_cursor(stream_id, Some(&batch.cursor)).await?;
+        }
         tx.commit().await?;
         report.changed += writes.len() as u64;
         Ok(())

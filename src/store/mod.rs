@@ -586,6 +586,34 @@ impl Tx {
         Ok(ids)
     }
 
+    /// Deletes records and their measure inputs; returns the (measure, period) pairs the
+    /// inputs belonged to (to mark dirty), without duplicates.
+    pub async fn remove_records(&mut self, ids: &[i64]) -> Result<Vec<(i64, i64)>, StoreError> {
+        let mut touched = std::collections::BTreeSet::new();
+        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+            dispatch!(&mut self.tx, |tx| {
+                let mut query =
+                    QueryBuilder::new("DELETE FROM measure_inputs WHERE record_id IN (");
+                let mut list = query.separated(", ");
+                for id in chunk {
+                    list.push_bind(*id);
+                }
+                query.push(") RETURNING measure_id, period_start");
+                for row in query.build().fetch_all(&mut **tx).await? {
+                    touched.insert((row.try_get::<i64, _>(0)?, row.try_get::<i64, _>(1)?));
+                }
+                let mut query = QueryBuilder::new("DELETE FROM records WHERE id IN (");
+                let mut list = query.separated(", ");
+                for id in chunk {
+                    list.push_bind(*id);
+                }
+                query.push(")");
+                query.build().execute(&mut **tx).await?;
+            });
+        }
+        Ok(touched.into_iter().collect())
+    }
+
     /// Removes measure inputs by (measure, period, record).
     pub async fn delete_inputs(&mut self, keys: &[(i64, i64, i64)]) -> Result<(), StoreError> {
         let sql = "DELETE FROM measure_inputs WHERE measure_id = $1 AND period_start = $2 AND record_id = $3";

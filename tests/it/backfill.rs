@@ -32,6 +32,7 @@ async fn backfill(services: &Services) -> (SourceReport, Vec<(u64, u64, Option<&
                 progress.end,
             ));
         })),
+        ..SyncOptions::default()
     };
     let report = services
         .engine

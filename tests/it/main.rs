@@ -8,6 +8,7 @@ mod e2e;
 mod freshdesk;
 mod helpers;
 mod pipedrive;
+mod reconcile;
 mod shopify;
 mod store;
 mod stripe;

@@ -254,6 +254,18 @@ fn same_origin_next(
 }
 
 impl Preset for Declared {
+    /// A field-incremental endpoint walks on its field; one without `incremental` lists
+    /// everything; a token walk lists only changes, which says nothing about the rest.
+    fn coverage(&self, source: &SourceConfig, stream: &str) -> super::Coverage {
+        match endpoint_of(source, stream).map(|endpoint| &endpoint.incremental) {
+            Ok(Some(Incremental::Field { field, .. })) => {
+                super::Coverage::Field(field.clone().into())
+            }
+            Ok(None) => super::Coverage::All,
+            Ok(Some(Incremental::Token { .. })) | Err(_) => super::Coverage::None,
+        }
+    }
+
     fn auth(&self, source: &SourceConfig) -> Result<Auth, SourceError> {
         Ok(match &declared(source)?.auth {
             HttpAuth::None => Auth::None,

@@ -186,6 +186,11 @@ fn next_page(target: &str, request: &reqwest::Url, current: u32) -> Result<u32, 
 }
 
 impl Preset for Freshdesk {
+    /// Tickets walk on `updated_since`, ratings on `created_since`.
+    fn coverage(&self, _source: &SourceConfig, stream: &str) -> super::Coverage {
+        super::Coverage::Field(stream_of(stream).time_field.into())
+    }
+
     fn auth(&self, source: &SourceConfig) -> Result<Auth, SourceError> {
         match &source.api_key {
             // Freshdesk's form: the key is the user, the password is a dummy.

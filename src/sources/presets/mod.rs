@@ -64,6 +64,11 @@ pub trait Preset: Send + Sync {
     fn auth(&self, source: &SourceConfig) -> Result<Auth, SourceError>;
     /// One cheap request that proves the credentials work (`scorekeeper check --connect`).
     fn probe(&self, source: &SourceConfig) -> PageRequest;
+    /// Which stored records a walk from a window's start lists again, for deletion
+    /// reconciliation (records it should list but does not were deleted upstream).
+    fn coverage(&self, _source: &SourceConfig, _stream: &str) -> Coverage {
+        Coverage::None
+    }
     /// Reads the probe's 2xx answer; presets whose API reports errors inside a 2xx body
     /// (Moodle) say what is wrong here.
     fn check_probe(
@@ -90,6 +95,21 @@ pub trait Preset: Send + Sync {
         headers: &reqwest::header::HeaderMap,
         body: &[u8],
     ) -> Result<Page, ParseError>;
+}
+
+/// What a walk that starts at a window's start (as `first_request` builds it without a
+/// cursor) is sure to list, for deletion reconciliation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Coverage {
+    /// Nothing can be concluded (the API reports deletions itself, or lists no window).
+    None,
+    /// Every record the stream has upstream (the walk ignores the window).
+    All,
+    /// Every record whose value of this field (as stored) is at or after the start: the
+    /// field the API filters the walk on, or an earlier one (a record's last change
+    /// time only grows, so a walk over changes since T lists every record last seen
+    /// changed at or after T).
+    Field(std::borrow::Cow<'static, str>),
 }
 
 /// The static description of a kind.
@@ -225,6 +245,7 @@ pub(crate) fn test_source(kind: SourceKind, base: &str) -> SourceConfig {
             .collect(),
         stale_after: None,
         lookback: Duration::from_secs(100),
+        reconcile: None,
         api_key: None,
         subdomain: None,
         email: None,

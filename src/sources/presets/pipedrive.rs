@@ -83,6 +83,11 @@ fn deals_url(base: &reqwest::Url, walk: &Walk) -> reqwest::Url {
 }
 
 impl Preset for Pipedrive {
+    /// Deals walk on `updated_since`.
+    fn coverage(&self, _source: &SourceConfig, _stream: &str) -> super::Coverage {
+        super::Coverage::Field("update_time".into())
+    }
+
     fn auth(&self, source: &SourceConfig) -> Result<Auth, SourceError> {
         source
             .api_token

@@ -76,6 +76,11 @@ fn unix_to_rfc3339(seconds: i64) -> String {
 }
 
 impl Preset for Shopify {
+    /// Orders walk on `updated_at_min`.
+    fn coverage(&self, _source: &SourceConfig, _stream: &str) -> super::Coverage {
+        super::Coverage::Field("updated_at".into())
+    }
+
     fn auth(&self, source: &SourceConfig) -> Result<Auth, SourceError> {
         source
             .access_token

@@ -85,6 +85,11 @@ fn list_url(base: &reqwest::Url, stream: &str, walk: &Walk) -> reqwest::Url {
 }
 
 impl Preset for Stripe {
+    /// Every list walks on `created[gte]`.
+    fn coverage(&self, _source: &SourceConfig, _stream: &str) -> super::Coverage {
+        super::Coverage::Field("created".into())
+    }
+
     fn auth(&self, source: &SourceConfig) -> Result<Auth, SourceError> {
         source
             .api_key
