@@ -566,6 +566,8 @@ pub enum SourceKind {
     Freshdesk,
     /// Pipedrive's REST API (v2).
     Pipedrive,
+    /// HubSpot's CRM API (v3).
+    HubSpot,
 }
 
 impl SourceKind {
@@ -576,6 +578,7 @@ impl SourceKind {
         ("zendesk", SourceKind::Zendesk),
         ("pipedrive", SourceKind::Pipedrive),
         ("freshdesk", SourceKind::Freshdesk),
+        ("hubspot", SourceKind::HubSpot),
     ];
 
     /// The config spelling.
@@ -586,6 +589,7 @@ impl SourceKind {
             SourceKind::Shopify => "shopify",
             SourceKind::Freshdesk => "freshdesk",
             SourceKind::Pipedrive => "pipedrive",
+            SourceKind::HubSpot => "hubspot",
         }
     }
 }

@@ -3,6 +3,7 @@
 //! into records, and never loops, sleeps or does IO (the engine does).
 
 pub mod freshdesk;
+pub mod hubspot;
 pub mod pipedrive;
 pub mod shopify;
 pub mod stripe;
@@ -99,6 +100,7 @@ pub fn describe(kind: SourceKind) -> &'static PresetInfo {
         SourceKind::Shopify => &shopify::INFO,
         SourceKind::Freshdesk => &freshdesk::INFO,
         SourceKind::Pipedrive => &pipedrive::INFO,
+        SourceKind::HubSpot => &hubspot::INFO,
     }
 }
 
@@ -110,6 +112,7 @@ pub fn preset(kind: SourceKind) -> &'static dyn Preset {
         SourceKind::Shopify => &shopify::Shopify,
         SourceKind::Freshdesk => &freshdesk::Freshdesk,
         SourceKind::Pipedrive => &pipedrive::Pipedrive,
+        SourceKind::HubSpot => &hubspot::HUBSPOT,
     }
 }
 

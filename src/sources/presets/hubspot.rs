@@ -1,0 +1,651 @@
+//! HubSpot: deals, through the CRM API (v3) search endpoint.
+//!
+//! Follows HubSpot's developer documentation:
+//! - Authentication with a private app's access token as `Authorization: Bearer`, on
+//!   `https://api.hubapi.com`; a missing or wrong token gets 401 with
+//!   `{"status":"error","message":...,"category":"INVALID_AUTHENTICATION"}`, and the shared
+//!   client shows `message`:
+//!   <https://developers.hubspot.com/docs/apps/legacy-apps/private-apps/overview>,
+//!   <https://developers.hubspot.com/docs/api-reference/error-handling>
+//! - Deals through the CRM search endpoint `POST /crm/v3/objects/deals/search`: a filter
+//!   (`GTE` on `hs_lastmodifieddate`, epoch milliseconds as a string), one sort rule
+//!   (`hs_lastmodifieddate` `ASCENDING`), `limit` (10 by default, 200 at most), `after` taken
+//!   from the previous page's `paging.next.after` (absent on the last page), and an explicit
+//!   `properties` list, since search returns only `dealname`, `amount`, `closedate`,
+//!   `pipeline`, `dealstage`, `createdate`, `hs_lastmodifieddate` and `hs_object_id` by
+//!   default. Search limits: 5 requests a second per account, at most 10,000 results per
+//!   query ("attempting to page beyond 10,000 will result in a 400 error"), request bodies
+//!   of at most 3,000 characters, archived deals never listed, and newly created or updated
+//!   objects may take a few moments to appear:
+//!   <https://developers.hubspot.com/docs/api-reference/latest/crm/search-the-crm>
+//! - The deal object (`id`, `properties`, `createdAt`, `updatedAt`, `archived`) and the
+//!   cheap probe `GET /crm/v3/objects/deals?limit=1`:
+//!   <https://developers.hubspot.com/docs/api-reference/latest/crm/objects/deals/guide>
+//! - The default deal properties requested here (internal names):
+//!   <https://knowledge.hubspot.com/crm-deals/hubspots-default-deal-properties>
+//! - Rate limits: a burst limit per 10 seconds and a daily limit per account (by
+//!   subscription), and the search endpoint's own 5 a second. Over a limit HubSpot answers
+//!   429 with `{"status":"error","message":"You have reached your secondly limit.",
+//!   "errorType":"RATE_LIMIT","policyName":...}` and documents no `Retry-After`; search
+//!   responses carry no `X-HubSpot-RateLimit-*` headers. The shared client retries 429 with
+//!   jittered exponential backoff (from 0.5 s), which fits a per-second window:
+//!   <https://developers.hubspot.com/docs/developer-tooling/platform/usage-guidelines>,
+//!   <https://developers.hubspot.com/changelog/increasing-our-api-limits>
+//!
+//! Incremental sync: every change to a deal (stage, amount, close date) moves
+//! `hs_lastmodifieddate`. A walk searches for deals modified since the newest
+//! `hs_lastmodifieddate` of the last complete walk minus `lookback` (default one day; never
+//! before `start_date`; from 1970 without either), oldest change first, so a changed deal
+//! comes again and replaces its earlier version, and deals that reach the search index
+//! late are read on the next walk. The walk's position (`after`) is saved with every
+//! committed page, so an interrupted walk resumes there.
+//!
+//! The 10,000-result cap: results come oldest change first, so when the next `after` would
+//! reach the cap, the walk starts a new query from the newest `hs_lastmodifieddate` seen so
+//! far (to the second). Deals modified in that second are read again and replace
+//! themselves; none is skipped. If 10,000 deals were all modified in the same second the
+//! new query could not advance; the sync then fails with that message instead of looping.
+//!
+//! Known limits: a deal that changes during a walk moves to the end of the results,
+//! shifting the ones after it back by one, so one unchanged deal may be skipped on that
+//! walk (the next walk's `lookback` reads it again). Deals deleted in HubSpot are archived
+//! and no longer listed by search: they keep their last synced version here.
+
+use std::time::Duration;
+
+use reqwest::header::HeaderMap;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::walk::{Walk, WalkCursor};
+use super::{Preset, PresetInfo, SyncWindow, endpoint};
+use crate::config::SourceConfig;
+use crate::records;
+use crate::sources::http::{Auth, ParseError};
+use crate::sources::{Page, PageRequest, SourceError, fetched_records};
+
+/// HubSpot's description.
+pub static INFO: PresetInfo = PresetInfo {
+    default_base_url: "https://api.hubapi.com",
+    streams: &["deals"],
+    required: &["access_token"],
+    default_lookback: Duration::from_secs(24 * 3600),
+    token_url: None,
+};
+
+/// The deal search endpoint.
+const SEARCH_PATH: &str = "crm/v3/objects/deals/search";
+/// The deal list endpoint (the probe).
+const LIST_PATH: &str = "crm/v3/objects/deals";
+/// The largest page the search endpoint serves.
+const PAGE_LIMIT: u32 = 200;
+/// Results one search query may page through.
+const SEARCH_RESULT_CAP: u64 = 10_000;
+/// The property every walk filters and sorts on.
+const MODIFIED: &str = "hs_lastmodifieddate";
+
+/// The deal properties each record carries: search's defaults plus the ones a scorecard
+/// needs (won/closed flags, currency, probability, forecast, owner, reasons).
+const DEAL_PROPERTIES: &[&str] = &[
+    "dealname",
+    "amount",
+    "amount_in_home_currency",
+    "deal_currency_code",
+    "dealstage",
+    "pipeline",
+    "dealtype",
+    "closedate",
+    "createdate",
+    "hs_lastmodifieddate",
+    "hs_object_id",
+    "hs_is_closed",
+    "hs_is_closed_won",
+    "hs_deal_stage_probability",
+    "hs_forecast_amount",
+    "hs_closed_amount",
+    "hubspot_owner_id",
+    "closed_won_reason",
+    "closed_lost_reason",
+    "days_to_close",
+];
+
+/// The HubSpot preset.
+pub struct HubSpot {
+    /// Results one query may page through before a new query starts (the API's cap;
+    /// smaller in tests).
+    result_cap: u64,
+}
+
+/// The preset as registered, with HubSpot's real result cap.
+pub static HUBSPOT: HubSpot = HubSpot {
+    result_cap: SEARCH_RESULT_CAP,
+};
+
+/// `{"total": n, "results": [...], "paging": {"next": {"after": "200"}}}`.
+#[derive(Deserialize)]
+struct SearchPage<'a> {
+    #[serde(borrow)]
+    results: Vec<&'a RawValue>,
+    #[serde(default)]
+    paging: Option<Paging>,
+}
+
+#[derive(Deserialize)]
+struct Paging {
+    next: Option<NextPage>,
+}
+
+#[derive(Deserialize)]
+struct NextPage {
+    after: String,
+}
+
+/// Unix seconds as an ISO 8601 instant, for messages.
+fn iso(seconds: i64) -> String {
+    chrono::DateTime::from_timestamp(seconds, 0)
+        .unwrap_or_default()
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+/// The search request body of `walk`: deals modified since its lower bound, oldest change
+/// first, the largest page, from its position.
+fn search_body(walk: &Walk) -> String {
+    let since_ms = walk.gte.unwrap_or(0).max(0).saturating_mul(1000);
+    let mut body = serde_json::json!({
+        "filterGroups": [{
+            "filters": [{
+                "propertyName": MODIFIED,
+                "operator": "GTE",
+                "value": since_ms.to_string(),
+            }],
+        }],
+        "sorts": [{"propertyName": MODIFIED, "direction": "ASCENDING"}],
+        "properties": DEAL_PROPERTIES,
+        "limit": PAGE_LIMIT,
+    });
+    if let Some(after) = &walk.after {
+        body["after"] = after.clone().into();
+    }
+    body.to_string()
+}
+
+/// A search request with `body` (from [`search_body`]), carrying the cursor `state`.
+fn search_request(base: &reqwest::Url, state: String, body: String) -> PageRequest {
+    PageRequest::post_json(endpoint(base, SEARCH_PATH), state, body)
+}
+
+/// When a deal last changed: `properties.hs_lastmodifieddate`, else the object's
+/// `updatedAt` (the same instant).
+fn modified_at(record: &records::Record) -> Option<i64> {
+    [
+        records::field(record, "properties.hs_lastmodifieddate"),
+        record.get("updatedAt"),
+    ]
+    .into_iter()
+    .find_map(|value| records::event_time(value, chrono_tz::UTC).ok().flatten())
+    .map(|time| time.timestamp())
+}
+
+impl Preset for HubSpot {
+    fn auth(&self, source: &SourceConfig) -> Result<Auth, SourceError> {
+        match &source.access_token {
+            Some(token) if !token.is_empty() => Ok(Auth::Bearer(token.clone())),
+            _ => Err(SourceError::Unauthorized {
+                message: "no access_token configured".into(),
+            }),
+        }
+    }
+
+    fn probe(&self, source: &SourceConfig) -> PageRequest {
+        let mut url = endpoint(&source.base_url, LIST_PATH);
+        url.query_pairs_mut().append_pair("limit", "1");
+        PageRequest::get(url, String::new())
+    }
+
+    fn first_request(
+        &self,
+        source: &SourceConfig,
+        _stream: &str,
+        cursor: Option<&str>,
+        window: &SyncWindow,
+    ) -> Result<PageRequest, SourceError> {
+        let mut cursor = WalkCursor::parse(cursor)?;
+        let body = search_body(cursor.begin(window, true));
+        Ok(search_request(&source.base_url, cursor.encode(), body))
+    }
+
+    fn parse_page(
+        &self,
+        source: &SourceConfig,
+        _stream: &str,
+        request: &PageRequest,
+        _headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Page, ParseError> {
+        let page: SearchPage = serde_json::from_slice(body).map_err(|error| ParseError {
+            truncated: error.is_eof(),
+            unauthorized: false,
+            detail: format!("expected HubSpot search results: {error}"),
+        })?;
+        let records = fetched_records(&page.results, &["id"])?;
+        let mut cursor = WalkCursor::from_state(&request.state)?;
+        let mut walk = cursor.take_walk();
+        for (index, fetched) in records.iter().enumerate() {
+            let modified = modified_at(&fetched.record).ok_or_else(|| {
+                ParseError::malformed(format!(
+                    "deal {index} ({}) has no readable properties.{MODIFIED} or updatedAt",
+                    fetched.key
+                ))
+            })?;
+            walk.see(modified);
+        }
+        // An empty page ends the walk whatever the paging says.
+        let next = page
+            .paging
+            .and_then(|paging| paging.next)
+            .map(|next| next.after)
+            .filter(|_| !records.is_empty());
+        let capped = next
+            .as_deref()
+            .and_then(|after| after.parse::<u64>().ok())
+            .is_some_and(|offset| offset >= self.result_cap);
+        if capped {
+            // Oldest change first: a new query from the newest change seen so far.
+            let newest = walk.max.ok_or_else(|| {
+                ParseError::malformed("search results carry no modification time to continue past the 10,000-result cap from")
+            })?;
+            if walk.gte.is_some_and(|gte| newest <= gte) {
+                return Err(ParseError::malformed(format!(
+                    "{} deals were all modified at {}: HubSpot's search pages through at most {} results and the query cannot advance",
+                    self.result_cap,
+                    iso(newest),
+                    self.result_cap
+                )));
+            }
+            let restart = Walk {
+                gte: Some(newest),
+                after: None,
+                max: walk.max,
+            };
+            let body = search_body(&restart);
+            cursor.run = Some(restart);
+            let state = cursor.encode();
+            return Ok(Page {
+                records,
+                cursor: state.clone(),
+                next: Some(search_request(&source.base_url, state, body)),
+            });
+        }
+        match next {
+            Some(after) => {
+                let body = search_body(cursor.continue_after(walk, after));
+                let state = cursor.encode();
+                Ok(Page {
+                    records,
+                    cursor: state.clone(),
+                    next: Some(search_request(&source.base_url, state, body)),
+                })
+            }
+            None => {
+                cursor.finish(walk);
+                Ok(Page {
+                    records,
+                    cursor: cursor.encode(),
+                    next: None,
+                })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SourceKind;
+    use crate::secret::Secret;
+    use crate::sources::presets::test_source;
+    use serde_json::{Value, json};
+
+    fn source() -> SourceConfig {
+        SourceConfig {
+            name: "crm".into(),
+            access_token: Some(Secret::new("pat-na1-0000")),
+            ..test_source(SourceKind::HubSpot, "https://api.hubapi.com")
+        }
+    }
+
+    fn window(start: Option<i64>) -> SyncWindow {
+        SyncWindow {
+            start: start.and_then(|s| chrono::DateTime::from_timestamp(s, 0)),
+            lookback: Duration::from_secs(100),
+        }
+    }
+
+    fn body(request: &PageRequest) -> Value {
+        serde_json::from_str(request.body.as_deref().expect("a POST")).expect("JSON body")
+    }
+
+    /// A search page of deals `(id, hs_lastmodifieddate)` with `after` as the next position.
+    fn page(deals: &[(&str, &str)], after: Option<&str>) -> Vec<u8> {
+        let results: Vec<Value> = deals
+            .iter()
+            .map(|(id, modified)| {
+                json!({
+                    "id": id,
+                    "properties": {"dealname": format!("Deal {id}"), "amount": "100", "dealstage": "closedwon", "hs_lastmodifieddate": modified, "hs_object_id": id},
+                    "createdAt": "2026-01-05T10:00:00Z",
+                    "updatedAt": modified,
+                    "archived": false,
+                })
+            })
+            .collect();
+        let mut page = json!({"total": results.len(), "results": results});
+        if let Some(after) = after {
+            page["paging"] =
+                json!({"next": {"after": after, "link": "https://api.hubapi.com/..."}});
+        }
+        page.to_string().into_bytes()
+    }
+
+    const SEARCH_URL: &str = "https://api.hubapi.com/crm/v3/objects/deals/search";
+
+    #[test]
+    fn searches_deals_by_modification_time_with_properties_and_the_largest_page() {
+        let request = HUBSPOT
+            .first_request(&source(), "deals", None, &window(Some(1_767_225_600)))
+            .expect("request");
+        assert_eq!(request.url.as_str(), SEARCH_URL);
+        assert!(request.headers.is_empty());
+        let body = body(&request);
+        assert_eq!(
+            body["filterGroups"],
+            json!([{"filters": [{"propertyName": "hs_lastmodifieddate", "operator": "GTE", "value": "1767225600000"}]}])
+        );
+        assert_eq!(
+            body["sorts"],
+            json!([{"propertyName": "hs_lastmodifieddate", "direction": "ASCENDING"}])
+        );
+        assert_eq!(body["limit"], 200);
+        assert!(
+            body.get("after").is_none(),
+            "the first page has no position"
+        );
+        let properties: Vec<&str> = body["properties"]
+            .as_array()
+            .expect("a list")
+            .iter()
+            .map(|name| name.as_str().expect("a name"))
+            .collect();
+        for needed in [
+            "dealname",
+            "amount",
+            "dealstage",
+            "pipeline",
+            "closedate",
+            "createdate",
+            "hs_lastmodifieddate",
+            "hs_is_closed_won",
+            "hs_is_closed",
+        ] {
+            assert!(properties.contains(&needed), "{needed} is requested");
+        }
+        assert!(
+            request.body.as_deref().expect("body").len() <= 3_000,
+            "HubSpot refuses search bodies over 3,000 characters"
+        );
+        assert_eq!(request.state, r#"{"run":{"gte":1767225600}}"#);
+        // Without start_date or mark the walk asks for every deal.
+        let everything = HUBSPOT
+            .first_request(&source(), "deals", None, &window(None))
+            .expect("request");
+        assert_eq!(body_filter_value(&everything), "0");
+    }
+
+    fn body_filter_value(request: &PageRequest) -> String {
+        body(request)["filterGroups"][0]["filters"][0]["value"]
+            .as_str()
+            .expect("a string")
+            .to_string()
+    }
+
+    #[test]
+    fn pages_follow_paging_next_after_and_the_last_page_raises_the_mark() {
+        let source = source();
+        let first = HUBSPOT
+            .first_request(&source, "deals", None, &window(Some(1_767_225_600)))
+            .expect("request");
+        let page_1 = HUBSPOT
+            .parse_page(
+                &source,
+                "deals",
+                &first,
+                &HeaderMap::new(),
+                &page(
+                    &[
+                        ("101", "2026-03-01T10:00:00.250Z"),
+                        ("102", "2026-03-02T10:00:00Z"),
+                    ],
+                    Some("200"),
+                ),
+            )
+            .expect("page");
+        assert_eq!(
+            page_1
+                .records
+                .iter()
+                .map(|r| r.key.as_str())
+                .collect::<Vec<_>>(),
+            ["101", "102"]
+        );
+        assert_eq!(
+            page_1.cursor,
+            r#"{"run":{"gte":1767225600,"after":"200","max":1772445600}}"#
+        );
+        let next = page_1.next.expect("more");
+        assert_eq!(next.url.as_str(), SEARCH_URL);
+        assert_eq!(next.state, page_1.cursor);
+        let next_body = body(&next);
+        assert_eq!(next_body["after"], "200");
+        assert_eq!(body_filter_value(&next), "1767225600000", "same query");
+        let last = HUBSPOT
+            .parse_page(
+                &source,
+                "deals",
+                &next,
+                &HeaderMap::new(),
+                &page(&[("103", "2026-03-03T10:00:00.999Z")], None),
+            )
+            .expect("page");
+        assert!(last.next.is_none());
+        assert_eq!(last.cursor, r#"{"since":1772532000}"#);
+        // The next walk starts `lookback` (100 s here) before the mark.
+        let again = HUBSPOT
+            .first_request(
+                &source,
+                "deals",
+                Some(&last.cursor),
+                &window(Some(1_767_225_600)),
+            )
+            .expect("request");
+        assert_eq!(body_filter_value(&again), "1772531900000");
+        assert!(body(&again).get("after").is_none());
+    }
+
+    #[test]
+    fn at_the_result_cap_a_new_query_starts_from_the_newest_modification() {
+        let capped = HubSpot { result_cap: 4 };
+        let source = source();
+        let first = capped
+            .first_request(&source, "deals", None, &window(Some(1_767_225_600)))
+            .expect("request");
+        let page_1 = capped
+            .parse_page(
+                &source,
+                "deals",
+                &first,
+                &HeaderMap::new(),
+                &page(
+                    &[("1", "2026-03-01T00:00:01Z"), ("2", "2026-03-01T00:00:02Z")],
+                    Some("2"),
+                ),
+            )
+            .expect("page");
+        let page_2_request = page_1.next.expect("more");
+        assert_eq!(body(&page_2_request)["after"], "2");
+        // The next position would be the fourth result: the cap.
+        let page_2 = capped
+            .parse_page(
+                &source,
+                "deals",
+                &page_2_request,
+                &HeaderMap::new(),
+                &page(
+                    &[
+                        ("3", "2026-03-01T00:00:03Z"),
+                        ("4", "2026-03-01T00:00:04.500Z"),
+                    ],
+                    Some("4"),
+                ),
+            )
+            .expect("page");
+        let restart = page_2.next.expect("a new query");
+        let restart_body = body(&restart);
+        assert!(restart_body.get("after").is_none(), "from the first result");
+        assert_eq!(
+            body_filter_value(&restart),
+            "1772323204000",
+            "from deal 4's second, so deals modified then are read again"
+        );
+        assert_eq!(restart.state, page_2.cursor);
+        assert_eq!(
+            page_2.cursor,
+            r#"{"run":{"gte":1772323204,"max":1772323204}}"#
+        );
+        // The new query ends normally and the mark is the newest change of both.
+        let end = capped
+            .parse_page(
+                &source,
+                "deals",
+                &restart,
+                &HeaderMap::new(),
+                &page(
+                    &[
+                        ("4", "2026-03-01T00:00:04.500Z"),
+                        ("5", "2026-03-01T00:00:09Z"),
+                    ],
+                    None,
+                ),
+            )
+            .expect("page");
+        assert!(end.next.is_none());
+        assert_eq!(end.cursor, r#"{"since":1772323209}"#);
+    }
+
+    #[test]
+    fn a_cap_reached_within_one_second_fails_instead_of_looping() {
+        let capped = HubSpot { result_cap: 2 };
+        let source = source();
+        let state = r#"{"run":{"gte":1772323200}}"#.to_string();
+        let walk = Walk {
+            gte: Some(1_772_323_200),
+            after: None,
+            max: None,
+        };
+        let request = search_request(&source.base_url, state, search_body(&walk));
+        let error = capped
+            .parse_page(
+                &source,
+                "deals",
+                &request,
+                &HeaderMap::new(),
+                &page(
+                    &[
+                        ("1", "2026-03-01T00:00:00.100Z"),
+                        ("2", "2026-03-01T00:00:00.900Z"),
+                    ],
+                    Some("2"),
+                ),
+            )
+            .expect_err("cannot advance");
+        assert!(
+            error
+                .detail
+                .contains("all modified at 2026-03-01T00:00:00Z"),
+            "{}",
+            error.detail
+        );
+    }
+
+    #[test]
+    fn deals_need_a_modification_time_and_an_id() {
+        let source = source();
+        let request = HUBSPOT
+            .first_request(&source, "deals", None, &window(None))
+            .expect("request");
+        let error = HUBSPOT
+            .parse_page(
+                &source,
+                "deals",
+                &request,
+                &HeaderMap::new(),
+                br#"{"results":[{"id":"7","properties":{"amount":"5"}}]}"#,
+            )
+            .expect_err("no time");
+        assert!(
+            error.detail.contains("hs_lastmodifieddate"),
+            "{}",
+            error.detail
+        );
+        // updatedAt alone is enough.
+        let page = HUBSPOT
+            .parse_page(
+                &source,
+                "deals",
+                &request,
+                &HeaderMap::new(),
+                br#"{"results":[{"id":"7","properties":{},"updatedAt":"2026-03-01T00:00:00Z"}]}"#,
+            )
+            .expect("page");
+        assert_eq!(page.cursor, r#"{"since":1772323200}"#);
+        let error = HUBSPOT
+            .parse_page(
+                &source,
+                "deals",
+                &request,
+                &HeaderMap::new(),
+                br#"{"results":[{"properties":{}}]}"#,
+            )
+            .expect_err("no id");
+        assert!(error.detail.contains("primary key"), "{}", error.detail);
+        let truncated = HUBSPOT
+            .parse_page(
+                &source,
+                "deals",
+                &request,
+                &HeaderMap::new(),
+                br#"{"results":[{"id":"7""#,
+            )
+            .expect_err("cut off");
+        assert!(truncated.truncated);
+    }
+
+    #[test]
+    fn the_token_is_a_bearer_and_the_probe_lists_one_deal() {
+        assert!(matches!(HUBSPOT.auth(&source()), Ok(Auth::Bearer(_))));
+        let without = SourceConfig {
+            access_token: None,
+            ..source()
+        };
+        assert!(matches!(
+            HUBSPOT.auth(&without),
+            Err(SourceError::Unauthorized { .. })
+        ));
+        let probe = HUBSPOT.probe(&source());
+        assert_eq!(
+            probe.url.as_str(),
+            "https://api.hubapi.com/crm/v3/objects/deals?limit=1"
+        );
+        assert!(probe.body.is_none(), "a GET");
+    }
+}
