@@ -18,8 +18,10 @@
 //!   of at most 3,000 characters, archived deals never listed, and newly created or updated
 //!   objects may take a few moments to appear:
 //!   <https://developers.hubspot.com/docs/api-reference/latest/crm/search-the-crm>
-//! - The deal object (`id`, `properties`, `createdAt`, `updatedAt`, `archived`) and the
-//!   cheap probe `GET /crm/v3/objects/deals?limit=1`:
+//! - The deal object (`id`, `properties`, `createdAt`, `updatedAt`, `archived`), the scope
+//!   the token needs (`crm.objects.deals.read`; without it HubSpot answers 403
+//!   `MISSING_SCOPES`, reported as unauthorized) and the cheap probe
+//!   `GET /crm/v3/objects/deals?limit=1`:
 //!   <https://developers.hubspot.com/docs/api-reference/latest/crm/objects/deals/guide>
 //! - The default deal properties requested here (internal names):
 //!   <https://knowledge.hubspot.com/crm-deals/hubspots-default-deal-properties>
