@@ -600,6 +600,8 @@ pub enum SourceKind {
     Pipedrive,
     /// A connector declared in the configuration.
     Http,
+    /// HubSpot's CRM API (v3).
+    HubSpot,
 }
 
 impl SourceKind {
@@ -611,6 +613,7 @@ impl SourceKind {
         ("pipedrive", SourceKind::Pipedrive),
         ("freshdesk", SourceKind::Freshdesk),
         ("http", SourceKind::Http),
+        ("hubspot", SourceKind::HubSpot),
     ];
 
     /// The config spelling.
@@ -622,6 +625,7 @@ impl SourceKind {
             SourceKind::Freshdesk => "freshdesk",
             SourceKind::Pipedrive => "pipedrive",
             SourceKind::Http => "http",
+            SourceKind::HubSpot => "hubspot",
         }
     }
 }

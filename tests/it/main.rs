@@ -7,6 +7,7 @@ mod declared;
 mod e2e;
 mod freshdesk;
 mod helpers;
+mod hubspot;
 mod pipedrive;
 mod reconcile;
 mod shopify;

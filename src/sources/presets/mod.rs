@@ -4,6 +4,7 @@
 
 pub mod declarative;
 pub mod freshdesk;
+pub mod hubspot;
 pub mod pipedrive;
 pub mod shopify;
 pub mod stripe;
@@ -121,6 +122,7 @@ pub fn describe(kind: SourceKind) -> &'static PresetInfo {
         SourceKind::Freshdesk => &freshdesk::INFO,
         SourceKind::Pipedrive => &pipedrive::INFO,
         SourceKind::Http => &declarative::INFO,
+        SourceKind::HubSpot => &hubspot::INFO,
     }
 }
 
@@ -133,6 +135,7 @@ pub fn preset(kind: SourceKind) -> &'static dyn Preset {
         SourceKind::Freshdesk => &freshdesk::Freshdesk,
         SourceKind::Pipedrive => &pipedrive::Pipedrive,
         SourceKind::Http => &declarative::Declared,
+        SourceKind::HubSpot => &hubspot::HUBSPOT,
     }
 }
 
