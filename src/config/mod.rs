@@ -566,6 +566,10 @@ pub enum SourceKind {
     Freshdesk,
     /// Pipedrive's REST API (v2).
     Pipedrive,
+    /// QuickBooks Online's Accounting API.
+    QuickBooks,
+    /// Xero's Accounting API.
+    Xero,
 }
 
 impl SourceKind {
@@ -576,6 +580,8 @@ impl SourceKind {
         ("zendesk", SourceKind::Zendesk),
         ("pipedrive", SourceKind::Pipedrive),
         ("freshdesk", SourceKind::Freshdesk),
+        ("quickbooks", SourceKind::QuickBooks),
+        ("xero", SourceKind::Xero),
     ];
 
     /// The config spelling.
@@ -586,6 +592,8 @@ impl SourceKind {
             SourceKind::Shopify => "shopify",
             SourceKind::Freshdesk => "freshdesk",
             SourceKind::Pipedrive => "pipedrive",
+            SourceKind::QuickBooks => "quickbooks",
+            SourceKind::Xero => "xero",
         }
     }
 }

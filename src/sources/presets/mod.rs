@@ -4,9 +4,11 @@
 
 pub mod freshdesk;
 pub mod pipedrive;
+pub mod quickbooks;
 pub mod shopify;
 pub mod stripe;
 pub mod walk;
+pub mod xero;
 pub mod zendesk;
 
 use std::time::Duration;
@@ -99,6 +101,8 @@ pub fn describe(kind: SourceKind) -> &'static PresetInfo {
         SourceKind::Shopify => &shopify::INFO,
         SourceKind::Freshdesk => &freshdesk::INFO,
         SourceKind::Pipedrive => &pipedrive::INFO,
+        SourceKind::QuickBooks => &quickbooks::INFO,
+        SourceKind::Xero => &xero::INFO,
     }
 }
 
@@ -110,6 +114,8 @@ pub fn preset(kind: SourceKind) -> &'static dyn Preset {
         SourceKind::Shopify => &shopify::Shopify,
         SourceKind::Freshdesk => &freshdesk::Freshdesk,
         SourceKind::Pipedrive => &pipedrive::Pipedrive,
+        SourceKind::QuickBooks => &quickbooks::QuickBooks,
+        SourceKind::Xero => &xero::Xero,
     }
 }
 
