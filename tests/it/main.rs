@@ -5,8 +5,11 @@
 mod e2e;
 mod freshdesk;
 mod helpers;
+mod oauth;
 mod pipedrive;
+mod quickbooks;
 mod shopify;
 mod store;
 mod stripe;
+mod xero;
 mod zendesk;
