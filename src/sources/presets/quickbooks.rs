@@ -42,7 +42,10 @@
 //! minus `lookback` (default one day; never before `start_date`; everything without
 //! either), so a voided invoice (its amounts become 0) or a payment applied later comes
 //! again and replaces its earlier version. A page shorter than 1000 ends the walk.
-//! Deleted transactions do not appear in queries and stay stored as last seen.
+//! Deleted transactions do not appear in queries and stay stored as last seen (only the
+//! ChangeDataCapture endpoint reports deletions). Known limit of position paging: an entity
+//! updated during a walk moves to the end, shifting the ones after it back by one, so one
+//! unchanged entity may be skipped on that walk; the next walk's `lookback` reads it again.
 //!
 //! `profit_and_loss`: one record per (account row, month column) — `account` (parent
 //! accounts joined with `:` as in QuickBooks' fully qualified names), `account_id` (when
