@@ -2,7 +2,8 @@
 //!
 //! Pure: no IO. Event times are recognised as unix seconds and unix milliseconds
 //! (numbers or numeric strings), RFC 3339 / ISO 8601 date-times with or without an
-//! offset (UTC when none) and plain dates (midnight in the scorecard's time zone).
+//! offset (UTC when none), plain dates (midnight in the scorecard's time zone) and the
+//! Microsoft JSON dates Xero writes (`/Date(1518685950940+0000)/`).
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -95,6 +96,9 @@ fn parse_time_text(text: &str, tz: Tz) -> Option<DateTime<Utc>> {
     if text.is_empty() {
         return None;
     }
+    if let Some(instant) = microsoft_json_date(text) {
+        return Some(instant);
+    }
     if let Ok(number) = text.parse::<f64>() {
         return unix_time(number);
     }
@@ -127,6 +131,26 @@ fn parse_time_text(text: &str, tz: Tz) -> Option<DateTime<Utc>> {
             .start_of_date(date, tz)
             .with_timezone(&Utc),
     )
+}
+
+/// `/Date(1518685950940+0000)/`: unix milliseconds (always UTC), optionally followed by
+/// the writer's offset, which does not change the instant. Xero writes its dates this way:
+/// <https://developer.xero.com/documentation/api/accounting/requests-and-responses#json-responses-and-date-formats>
+fn microsoft_json_date(text: &str) -> Option<DateTime<Utc>> {
+    let inner = text.strip_prefix("/Date(")?.strip_suffix(")/")?;
+    // The sign of the millisecond count may be `-` (before 1970); a later `+`/`-` starts the offset.
+    let digits_end = inner
+        .char_indices()
+        .skip(1)
+        .find(|(_, c)| *c == '+' || *c == '-')
+        .map_or(inner.len(), |(index, _)| index);
+    let (millis, offset) = inner.split_at(digits_end);
+    let offset_ok =
+        offset.is_empty() || (offset.len() == 5 && offset[1..].bytes().all(|b| b.is_ascii_digit()));
+    if !offset_ok {
+        return None;
+    }
+    DateTime::from_timestamp_millis(millis.parse().ok()?)
 }
 
 #[cfg(test)]
@@ -179,6 +203,23 @@ mod tests {
             ),
             // A plain date is local midnight in the scorecard's zone.
             (json!("2026-04-01"), Some("2026-03-31T22:00:00+00:00")),
+            // Xero's Microsoft JSON dates: UTC milliseconds, the offset only informs.
+            (
+                json!("/Date(1518685950940+0000)/"),
+                Some("2018-02-15T09:12:30.940+00:00"),
+            ),
+            (
+                json!("/Date(1774999800000+1300)/"),
+                Some("2026-03-31T23:30:00+00:00"),
+            ),
+            (
+                json!("/Date(1774999800000)/"),
+                Some("2026-03-31T23:30:00+00:00"),
+            ),
+            (
+                json!("/Date(-86400000)/"),
+                Some("1969-12-31T00:00:00+00:00"),
+            ),
             (Value::Null, None),
         ];
         for (value, expected) in cases {
@@ -195,6 +236,9 @@ mod tests {
         let tz = chrono_tz::UTC;
         for value in [
             json!("next tuesday"),
+            json!("/Date(abc)/"),
+            json!("/Date(1518685950940+00)/"),
+            json!("/Date(1518685950940"),
             json!(true),
             json!([1]),
             json!({"a": 1}),

@@ -602,6 +602,10 @@ pub enum SourceKind {
     Http,
     /// HubSpot's CRM API (v3).
     HubSpot,
+    /// QuickBooks Online's Accounting API.
+    QuickBooks,
+    /// Xero's Accounting API.
+    Xero,
 }
 
 impl SourceKind {
@@ -614,6 +618,8 @@ impl SourceKind {
         ("freshdesk", SourceKind::Freshdesk),
         ("http", SourceKind::Http),
         ("hubspot", SourceKind::HubSpot),
+        ("quickbooks", SourceKind::QuickBooks),
+        ("xero", SourceKind::Xero),
     ];
 
     /// The config spelling.
@@ -626,6 +632,8 @@ impl SourceKind {
             SourceKind::Pipedrive => "pipedrive",
             SourceKind::Http => "http",
             SourceKind::HubSpot => "hubspot",
+            SourceKind::QuickBooks => "quickbooks",
+            SourceKind::Xero => "xero",
         }
     }
 }

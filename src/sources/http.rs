@@ -520,13 +520,19 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 pub fn api_error_message(body: &[u8]) -> String {
     let parsed: Option<serde_json::Value> = serde_json::from_slice(body).ok();
     let message = parsed.as_ref().and_then(|value| {
-        // Stripe: error.message; Zendesk: error; Shopify: errors; OAuth: error_description.
+        if let Some(fault) = intuit_fault(value) {
+            return Some(fault);
+        }
+        // Stripe: error.message; Zendesk: error; Shopify: errors; OAuth: error_description;
+        // Xero: Message (validation) or Detail (401/403 problem details).
         let candidates = [
             value.pointer("/error/message"),
             value.pointer("/message"),
             value.pointer("/error_description"),
             value.pointer("/error"),
             value.pointer("/errors"),
+            value.pointer("/Message"),
+            value.pointer("/Detail"),
         ];
         candidates
             .into_iter()
@@ -540,6 +546,35 @@ pub fn api_error_message(body: &[u8]) -> String {
         text
     };
     text.chars().take(300).collect()
+}
+
+/// QuickBooks' fault body, `{"Fault":{"Error":[{"Message","Detail","code"}],"type"}}`
+/// (spelled in lower case on 401s), as `Message: Detail (code N)`:
+/// <https://developer.intuit.com/app/developer/qbo/docs/develop/troubleshooting/error-codes>
+pub fn intuit_fault(value: &serde_json::Value) -> Option<String> {
+    let fault = value.get("Fault").or_else(|| value.get("fault"))?;
+    let error = fault
+        .get("Error")
+        .or_else(|| fault.get("error"))?
+        .as_array()?
+        .first()?;
+    let text = |upper: &str, lower: &str| {
+        error
+            .get(upper)
+            .or_else(|| error.get(lower))
+            .and_then(serde_json::Value::as_str)
+            .filter(|text| !text.is_empty())
+    };
+    let mut message = match (text("Message", "message"), text("Detail", "detail")) {
+        (Some(message), Some(detail)) if message != detail => format!("{message}: {detail}"),
+        (Some(message), _) => message.to_string(),
+        (None, Some(detail)) => detail.to_string(),
+        (None, None) => "QuickBooks reported a fault without a message".to_string(),
+    };
+    if let Some(code) = text("code", "code") {
+        message.push_str(&format!(" (code {code})"));
+    }
+    Some(message)
 }
 
 /// A reqwest error without its URL (we add a redacted one where useful).
@@ -691,6 +726,30 @@ mod tests {
             "Invalid API Key provided: sk_test_****1234"
         );
         assert_eq!(api_error_message(b"Bad Gateway"), "Bad Gateway");
+        assert_eq!(
+            api_error_message(
+                br#"{"Fault":{"Error":[{"Message":"Invalid Reference Id","Detail":"Invalid Reference Id : Something you're using has been deleted","code":"2500","element":""}],"type":"ValidationFault"},"time":"2026-03-01T10:00:00.000-08:00"}"#
+            ),
+            "Invalid Reference Id: Invalid Reference Id : Something you're using has been deleted (code 2500)"
+        );
+        assert_eq!(
+            api_error_message(
+                br#"{"warnings":null,"fault":{"error":[{"message":"message=AuthenticationFailed; errorCode=003200; statusCode=401","detail":"Token expired","code":"3200","element":null}],"type":"AUTHENTICATION"}}"#
+            ),
+            "message=AuthenticationFailed; errorCode=003200; statusCode=401: Token expired (code 3200)"
+        );
+        assert_eq!(
+            api_error_message(
+                br#"{"Type":null,"Title":"Unauthorized","Status":401,"Detail":"AuthenticationUnsuccessful","Instance":"5c4e6b3a"}"#
+            ),
+            "AuthenticationUnsuccessful"
+        );
+        assert_eq!(
+            api_error_message(
+                br#"{"ErrorNumber":10,"Type":"ValidationException","Message":"A validation exception occurred"}"#
+            ),
+            "A validation exception occurred"
+        );
         assert_eq!(api_error_message(b""), "(empty body)");
     }
 }

@@ -6,9 +6,11 @@ pub mod declarative;
 pub mod freshdesk;
 pub mod hubspot;
 pub mod pipedrive;
+pub mod quickbooks;
 pub mod shopify;
 pub mod stripe;
 pub mod walk;
+pub mod xero;
 pub mod zendesk;
 
 use std::time::Duration;
@@ -123,6 +125,8 @@ pub fn describe(kind: SourceKind) -> &'static PresetInfo {
         SourceKind::Pipedrive => &pipedrive::INFO,
         SourceKind::Http => &declarative::INFO,
         SourceKind::HubSpot => &hubspot::INFO,
+        SourceKind::QuickBooks => &quickbooks::INFO,
+        SourceKind::Xero => &xero::INFO,
     }
 }
 
@@ -136,6 +140,8 @@ pub fn preset(kind: SourceKind) -> &'static dyn Preset {
         SourceKind::Pipedrive => &pipedrive::Pipedrive,
         SourceKind::Http => &declarative::Declared,
         SourceKind::HubSpot => &hubspot::HUBSPOT,
+        SourceKind::QuickBooks => &quickbooks::QuickBooks,
+        SourceKind::Xero => &xero::Xero,
     }
 }
 
