@@ -414,7 +414,10 @@ impl HttpClient {
         };
         let status = response.status();
         let headers = response.headers().clone();
-        self.pacer.learn(url, &headers);
+        // A 429's Retry-After governs the retry; budgets are read from answers that count.
+        if status.is_success() {
+            self.pacer.learn(url, &headers);
+        }
         let body = match response.bytes().await {
             Ok(body) => body,
             Err(error) => {
