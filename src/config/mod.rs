@@ -530,10 +530,22 @@ pub struct CsvConfig {
 /// A CSV file's location.
 #[derive(Debug, Clone)]
 pub enum CsvLocation {
-    /// A local path.
+    /// A local path, made absolute against the working directory when the configuration
+    /// is loaded.
     Path(PathBuf),
     /// An HTTP(S) address.
     Url(reqwest::Url),
+}
+
+impl CsvLocation {
+    /// The address the shared client reads: `file://` for a path.
+    pub fn url(&self) -> reqwest::Url {
+        match self {
+            CsvLocation::Path(path) => reqwest::Url::from_file_path(path)
+                .expect("validate_csv makes every CSV path absolute"),
+            CsvLocation::Url(url) => url.clone(),
+        }
+    }
 }
 
 /// The type a CSV column is read as.
@@ -566,6 +578,8 @@ pub enum SourceKind {
     Freshdesk,
     /// Pipedrive's REST API (v2).
     Pipedrive,
+    /// A CSV file, local or over HTTP(S).
+    Csv,
 }
 
 impl SourceKind {
@@ -576,6 +590,7 @@ impl SourceKind {
         ("zendesk", SourceKind::Zendesk),
         ("pipedrive", SourceKind::Pipedrive),
         ("freshdesk", SourceKind::Freshdesk),
+        ("csv", SourceKind::Csv),
     ];
 
     /// The config spelling.
@@ -586,6 +601,7 @@ impl SourceKind {
             SourceKind::Shopify => "shopify",
             SourceKind::Freshdesk => "freshdesk",
             SourceKind::Pipedrive => "pipedrive",
+            SourceKind::Csv => "csv",
         }
     }
 }

@@ -2,6 +2,7 @@
 //! paging style, field names and documentation; it builds requests and cuts responses
 //! into records, and never loops, sleeps or does IO (the engine does).
 
+pub mod csv;
 pub mod freshdesk;
 pub mod pipedrive;
 pub mod shopify;
@@ -64,9 +65,11 @@ pub trait Preset: Send + Sync {
     /// One cheap request that proves the credentials work (`scorekeeper check --connect`).
     fn probe(&self, source: &SourceConfig) -> PageRequest;
     /// Reads the probe's 2xx answer; presets whose API reports errors inside a 2xx body
-    /// (Moodle) say what is wrong here.
+    /// (Moodle) say what is wrong here, and the CSV preset checks the file's header
+    /// against the source's settings.
     fn check_probe(
         &self,
+        _source: &SourceConfig,
         _headers: &reqwest::header::HeaderMap,
         _body: &[u8],
     ) -> Result<(), ParseError> {
@@ -99,6 +102,7 @@ pub fn describe(kind: SourceKind) -> &'static PresetInfo {
         SourceKind::Shopify => &shopify::INFO,
         SourceKind::Freshdesk => &freshdesk::INFO,
         SourceKind::Pipedrive => &pipedrive::INFO,
+        SourceKind::Csv => &csv::INFO,
     }
 }
 
@@ -110,6 +114,7 @@ pub fn preset(kind: SourceKind) -> &'static dyn Preset {
         SourceKind::Shopify => &shopify::Shopify,
         SourceKind::Freshdesk => &freshdesk::Freshdesk,
         SourceKind::Pipedrive => &pipedrive::Pipedrive,
+        SourceKind::Csv => &csv::Csv,
     }
 }
 
