@@ -2,6 +2,7 @@
 //! (SQLite files, a PostgreSQL server when `SCOREKEEPER_TEST_POSTGRES_URL` is set,
 //! wiremock servers for the SaaS APIs, the compiled binary for end-to-end runs).
 
+mod csv;
 mod e2e;
 mod freshdesk;
 mod helpers;

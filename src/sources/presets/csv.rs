@@ -95,7 +95,10 @@ impl Preset for Csv {
                 cursor.chars().take(SHOWN_CHARS).collect::<String>()
             )));
         }
-        Ok(PageRequest::get(source.base_url.clone(), cursor.to_string()))
+        Ok(PageRequest::get(
+            source.base_url.clone(),
+            cursor.to_string(),
+        ))
     }
 
     fn parse_page(
@@ -130,9 +133,8 @@ fn settings(source: &SourceConfig) -> Result<&CsvConfig, ParseError> {
 }
 
 fn is_cursor(text: &str) -> bool {
-    text.strip_prefix(CURSOR_PREFIX).is_some_and(|hex| {
-        hex.len() == 64 && hex.bytes().all(|byte| byte.is_ascii_hexdigit())
-    })
+    text.strip_prefix(CURSOR_PREFIX)
+        .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|byte| byte.is_ascii_hexdigit()))
 }
 
 /// The cursor of `body` read with `csv`'s settings: a change of either reads the file again.
@@ -225,10 +227,7 @@ fn header(csv: &CsvConfig, reader: &mut ::csv::Reader<&[u8]>) -> Result<Vec<Colu
             problems.push(format!("key column(s) {}", missing_key.join(", ")));
         }
         if !missing_columns.is_empty() {
-            problems.push(format!(
-                "declared column(s) {}",
-                missing_columns.join(", ")
-            ));
+            problems.push(format!("declared column(s) {}", missing_columns.join(", ")));
         }
         let found: Vec<String> = names.iter().map(|name| format!("\"{name}\"")).collect();
         return Err(ParseError::malformed(format!(
@@ -351,16 +350,21 @@ fn excerpt(text: &str) -> String {
 /// A csv crate error with the line (and column where it says one).
 fn describe(error: &::csv::Error, columns: &[Column]) -> ParseError {
     let line = |position: &Option<::csv::Position>| {
-        position
-            .as_ref()
-            .map_or_else(|| "a line".to_string(), |position| format!("line {}", position.line()))
+        position.as_ref().map_or_else(
+            || "a line".to_string(),
+            |position| format!("line {}", position.line()),
+        )
     };
     let detail = match error.kind() {
         ::csv::ErrorKind::Utf8 { pos, err } => {
-            let column = columns
-                .get(err.field())
-                .map_or_else(|| format!("field {}", err.field() + 1), |column| format!("column \"{}\"", column.name));
-            format!("{}, {column}: not valid UTF-8 text (save the file as UTF-8)", line(pos))
+            let column = columns.get(err.field()).map_or_else(
+                || format!("field {}", err.field() + 1),
+                |column| format!("column \"{}\"", column.name),
+            );
+            format!(
+                "{}, {column}: not valid UTF-8 text (save the file as UTF-8)",
+                line(pos)
+            )
         }
         ::csv::ErrorKind::UnequalLengths {
             pos,
@@ -438,10 +442,15 @@ fn datetime(text: &str) -> Option<DateTime<Utc>> {
     if let Ok(time) = DateTime::parse_from_rfc3339(text) {
         return Some(time.with_timezone(&Utc));
     }
-    ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"]
-        .iter()
-        .find_map(|format| NaiveDateTime::parse_from_str(text, format).ok())
-        .map(|naive| naive.and_utc())
+    [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M",
+    ]
+    .iter()
+    .find_map(|format| NaiveDateTime::parse_from_str(text, format).ok())
+    .map(|naive| naive.and_utc())
 }
 
 #[cfg(test)]
@@ -484,7 +493,11 @@ mod tests {
             ("no", Boolean, Value::Bool(false)),
             ("0", Boolean, Value::Bool(false)),
             ("2026-03-01", Date, Value::from("2026-03-01")),
-            ("2026-03-01T09:30:00Z", Datetime, Value::from("2026-03-01T09:30:00Z")),
+            (
+                "2026-03-01T09:30:00Z",
+                Datetime,
+                Value::from("2026-03-01T09:30:00Z"),
+            ),
             (
                 "2026-03-01T09:30:00+01:00",
                 Datetime,
@@ -495,9 +508,21 @@ mod tests {
                 Datetime,
                 Value::from("2026-03-01T11:30:00.250Z"),
             ),
-            ("2026-03-01 09:30:00", Datetime, Value::from("2026-03-01T09:30:00Z")),
-            ("2026-03-01T09:30", Datetime, Value::from("2026-03-01T09:30:00Z")),
-            ("2026-03-01 09:30", Datetime, Value::from("2026-03-01T09:30:00Z")),
+            (
+                "2026-03-01 09:30:00",
+                Datetime,
+                Value::from("2026-03-01T09:30:00Z"),
+            ),
+            (
+                "2026-03-01T09:30",
+                Datetime,
+                Value::from("2026-03-01T09:30:00Z"),
+            ),
+            (
+                "2026-03-01 09:30",
+                Datetime,
+                Value::from("2026-03-01T09:30:00Z"),
+            ),
         ];
         for (cell, kind, expected) in cases {
             assert_eq!(
@@ -521,18 +546,27 @@ mod tests {
             ),
             ("NaN", Number, "\"NaN\" is not a number"),
             ("inf", Number, "\"inf\" is not a number"),
-            ("maybe", Boolean, "\"maybe\" is not a boolean (true/false, yes/no, 1/0)"),
-            ("01/03/2026", Date, "\"01/03/2026\" is not a date (YYYY-MM-DD)"),
-            ("2026-02-30", Date, "\"2026-02-30\" is not a date (YYYY-MM-DD)"),
+            (
+                "maybe",
+                Boolean,
+                "\"maybe\" is not a boolean (true/false, yes/no, 1/0)",
+            ),
+            (
+                "01/03/2026",
+                Date,
+                "\"01/03/2026\" is not a date (YYYY-MM-DD)",
+            ),
+            (
+                "2026-02-30",
+                Date,
+                "\"2026-02-30\" is not a date (YYYY-MM-DD)",
+            ),
             ("2026-03-01", Datetime, "\"2026-03-01\" is not a date-time"),
             ("yesterday", Datetime, "\"yesterday\" is not a date-time"),
         ];
         for (cell, kind, expected) in cases {
             let error = convert(cell, *kind).expect_err(cell);
-            assert!(
-                error.starts_with(expected),
-                "{cell:?} as {kind:?}: {error}"
-            );
+            assert!(error.starts_with(expected), "{cell:?} as {kind:?}: {error}");
         }
     }
 
@@ -540,7 +574,10 @@ mod tests {
     fn rows_become_objects_in_header_order_with_composite_keys() {
         let csv = settings(
             &["store", "receipt"],
-            &[("total", CsvColumnType::Number), ("items", CsvColumnType::Integer)],
+            &[
+                ("total", CsvColumnType::Number),
+                ("items", CsvColumnType::Integer),
+            ],
             b';',
         );
         let body = "\u{feff}store; receipt;total;items;note\nB1;r-1;12.5;2;\"a; b\"\"c\"\"\nnext\"\n\nB2;r-1;3;;\n";
@@ -566,8 +603,14 @@ mod tests {
                 "id,total\n1,2\n2,\"multi\nline\"\n3,x\n",
                 "line 3, column \"total\": \"multi\nline\" is not a number",
             ),
-            ("id,total\n1,2\n2,3\n1,4\n", "line 4 repeats the key of line 2 (id = \"1\")"),
-            ("id,total\n1,2\n,3\n", "line 3, column \"id\": the key column is empty"),
+            (
+                "id,total\n1,2\n2,3\n1,4\n",
+                "line 4 repeats the key of line 2 (id = \"1\")",
+            ),
+            (
+                "id,total\n1,2\n,3\n",
+                "line 3, column \"id\": the key column is empty",
+            ),
             (
                 "id,total\n1,2\n2,3,4\n",
                 "line 3 has 3 field(s) where the header has 2",
@@ -580,7 +623,10 @@ mod tests {
                 "name\n1\n",
                 "line 1: the header lacks key column(s) \"id\" and declared column(s) \"total\"; it has \"name\"",
             ),
-            ("id,total,id\n", "line 1: the header names column \"id\" twice (columns 1 and 3)"),
+            (
+                "id,total,id\n",
+                "line 1: the header names column \"id\" twice (columns 1 and 3)",
+            ),
             ("", "the file is empty"),
         ];
         for (body, expected) in cases {
@@ -594,7 +640,9 @@ mod tests {
         let not_utf8 = b"id,total\n1,2\n2,\xff\n";
         let error = parse_rows(&csv, not_utf8).expect_err("invalid UTF-8");
         assert!(
-            error.detail.starts_with("line 3, column \"total\": not valid UTF-8"),
+            error
+                .detail
+                .starts_with("line 3, column \"total\": not valid UTF-8"),
             "{}",
             error.detail
         );
@@ -604,8 +652,11 @@ mod tests {
     fn keys_are_converted_values() {
         // 2026-03-01T10:00:00+01:00 and 09:00Z are the same instant: the same row twice.
         let csv = settings(&["at"], &[("at", CsvColumnType::Datetime)], b',');
-        let error = parse_rows(&csv, b"at\n2026-03-01T10:00:00+01:00\n2026-03-01T09:00:00Z\n")
-            .expect_err("same instant");
+        let error = parse_rows(
+            &csv,
+            b"at\n2026-03-01T10:00:00+01:00\n2026-03-01T09:00:00Z\n",
+        )
+        .expect_err("same instant");
         assert_eq!(
             error.detail,
             "line 3 repeats the key of line 2 (at = \"2026-03-01T09:00:00Z\")"
@@ -615,11 +666,20 @@ mod tests {
     #[test]
     fn an_unchanged_file_gives_no_records_and_keeps_its_cursor() {
         let csv = settings(&["id"], &[], b',');
-        let mut source = super::super::test_source(crate::config::SourceKind::Csv, "http://127.0.0.1/x.csv");
+        let mut source =
+            super::super::test_source(crate::config::SourceKind::Csv, "http://127.0.0.1/x.csv");
         source.csv = Some(csv);
         let body = b"id,n\n1,7\n";
         let first = Csv
-            .first_request(&source, "rows", None, &SyncWindow { start: None, lookback: Duration::ZERO })
+            .first_request(
+                &source,
+                "rows",
+                None,
+                &SyncWindow {
+                    start: None,
+                    lookback: Duration::ZERO,
+                },
+            )
             .expect("no cursor yet");
         let page = Csv
             .parse_page(&source, "rows", &first, &HeaderMap::new(), body)
@@ -629,7 +689,15 @@ mod tests {
         assert!(is_cursor(&page.cursor), "{}", page.cursor);
 
         let again = Csv
-            .first_request(&source, "rows", Some(&page.cursor), &SyncWindow { start: None, lookback: Duration::ZERO })
+            .first_request(
+                &source,
+                "rows",
+                Some(&page.cursor),
+                &SyncWindow {
+                    start: None,
+                    lookback: Duration::ZERO,
+                },
+            )
             .expect("own cursor");
         let unchanged = Csv
             .parse_page(&source, "rows", &again, &HeaderMap::new(), body)
@@ -660,19 +728,35 @@ mod tests {
         assert_ne!(retyped.cursor, page.cursor);
 
         let error = Csv
-            .first_request(&source, "rows", Some("walk:123"), &SyncWindow { start: None, lookback: Duration::ZERO })
+            .first_request(
+                &source,
+                "rows",
+                Some("walk:123"),
+                &SyncWindow {
+                    start: None,
+                    lookback: Duration::ZERO,
+                },
+            )
             .expect_err("not a CSV cursor");
         assert!(matches!(error, SourceError::BadCursor(_)), "{error}");
     }
 
     #[test]
     fn the_probe_checks_the_header() {
-        let mut source = super::super::test_source(crate::config::SourceKind::Csv, "http://127.0.0.1/x.csv");
+        let mut source =
+            super::super::test_source(crate::config::SourceKind::Csv, "http://127.0.0.1/x.csv");
         source.csv = Some(settings(&["id"], &[("total", CsvColumnType::Number)], b','));
-        assert!(Csv.check_probe(&source, &HeaderMap::new(), b"id,total\n1,x\n").is_ok());
+        assert!(
+            Csv.check_probe(&source, &HeaderMap::new(), b"id,total\n1,x\n")
+                .is_ok()
+        );
         let error = Csv
             .check_probe(&source, &HeaderMap::new(), b"id,amount\n")
             .expect_err("no total column");
-        assert!(error.detail.contains("declared column(s) \"total\""), "{}", error.detail);
+        assert!(
+            error.detail.contains("declared column(s) \"total\""),
+            "{}",
+            error.detail
+        );
     }
 }
