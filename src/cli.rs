@@ -507,7 +507,7 @@ async fn check(settings: Settings, connect: bool) -> Result<(), Failure> {
         let outcome = match auth {
             Ok(auth) => {
                 http.send(&preset.probe(source), &auth, &cancel, |headers, body| {
-                    preset.check_probe(headers, body)
+                    preset.check_probe(source, headers, body)
                 })
                 .await
             }

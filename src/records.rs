@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 pub type Record = Map<String, Value>;
 
 /// Separates the parts of a composite primary key (a control character no API uses in ids).
-const KEY_SEPARATOR: char = '\u{1f}';
+pub const KEY_SEPARATOR: char = '\u{1f}';
 
 /// Numbers above this are unix milliseconds, below it unix seconds. 10^11 seconds is
 /// the year 5138, while 10^11 milliseconds is March 1973: no real event time is ambiguous.

@@ -562,10 +562,22 @@ pub struct CsvConfig {
 /// A CSV file's location.
 #[derive(Debug, Clone)]
 pub enum CsvLocation {
-    /// A local path.
+    /// A local path, made absolute against the working directory when the configuration
+    /// is loaded.
     Path(PathBuf),
     /// An HTTP(S) address.
     Url(reqwest::Url),
+}
+
+impl CsvLocation {
+    /// The address the shared client reads: `file://` for a path.
+    pub fn url(&self) -> reqwest::Url {
+        match self {
+            CsvLocation::Path(path) => reqwest::Url::from_file_path(path)
+                .expect("validate_csv makes every CSV path absolute"),
+            CsvLocation::Url(url) => url.clone(),
+        }
+    }
 }
 
 /// The type a CSV column is read as.
@@ -606,6 +618,8 @@ pub enum SourceKind {
     QuickBooks,
     /// Xero's Accounting API.
     Xero,
+    /// A CSV file, local or over HTTP(S).
+    Csv,
 }
 
 impl SourceKind {
@@ -620,6 +634,7 @@ impl SourceKind {
         ("hubspot", SourceKind::HubSpot),
         ("quickbooks", SourceKind::QuickBooks),
         ("xero", SourceKind::Xero),
+        ("csv", SourceKind::Csv),
     ];
 
     /// The config spelling.
@@ -634,6 +649,7 @@ impl SourceKind {
             SourceKind::HubSpot => "hubspot",
             SourceKind::QuickBooks => "quickbooks",
             SourceKind::Xero => "xero",
+            SourceKind::Csv => "csv",
         }
     }
 }

@@ -376,3 +376,94 @@ fn shipped_configurations_are_valid() {
         }
     }
 }
+
+/// A configuration with one CSV source whose settings are `settings`.
+fn csv_source(settings: &str) -> String {
+    format!(
+        r#"
+[scorecard]
+name = "Bakery"
+timezone = "UTC"
+
+[sources.pos]
+kind = "csv"
+schedule = "0 0 * * * *"
+{settings}
+"#
+    )
+}
+
+#[test]
+fn csv_paths_are_relative_to_the_working_directory_and_become_file_urls() {
+    let settings = load(
+        &csv_source(
+            "path = \"data/pos.csv\"\nkey = [\"id\"]\ncolumns = { total = \"number\" }\ndelimiter = \";\"",
+        ),
+        &base_env(),
+    )
+    .expect("valid");
+    let source = &settings.sources["pos"];
+    let absolute = std::env::current_dir()
+        .expect("working directory")
+        .join("data/pos.csv");
+    assert_eq!(source.kind, SourceKind::Csv);
+    assert_eq!(source.streams, ["rows"]);
+    assert_eq!(
+        source.base_url,
+        reqwest::Url::from_file_path(&absolute).expect("absolute")
+    );
+    let csv = source.csv.as_ref().expect("CSV settings");
+    assert!(matches!(&csv.location, CsvLocation::Path(path) if *path == absolute));
+    assert_eq!(csv.delimiter, b';');
+    assert_eq!(csv.key, ["id"]);
+    assert_eq!(csv.columns["total"], CsvColumnType::Number);
+
+    let settings = load(
+        &csv_source("url = \"https://example.com/export.csv\"\nkey = [\"id\"]"),
+        &base_env(),
+    )
+    .expect("valid");
+    assert_eq!(
+        settings.sources["pos"].base_url.as_str(),
+        "https://example.com/export.csv"
+    );
+}
+
+#[test]
+fn csv_settings_problems_name_their_keys() {
+    let cases = [
+        (
+            "path = \"a.csv\"\nkey = [\"id\"]\nbase_url = \"https://example.com\"",
+            "sources.pos.base_url: is not used by kind \"csv\"; give path or url",
+        ),
+        (
+            "key = [\"id\"]",
+            "sources.pos.path: is required for kind \"csv\"",
+        ),
+        (
+            "path = \"a.csv\"\nurl = \"https://example.com/a.csv\"\nkey = [\"id\"]",
+            "sources.pos.url: give either path or url, not both",
+        ),
+        (
+            "url = \"ftp://example.com/a.csv\"\nkey = [\"id\"]",
+            "sources.pos.url: \"ftp://example.com/a.csv\" is not an http(s) URL",
+        ),
+        (
+            "path = \"a.csv\"",
+            "sources.pos.key: is required for kind \"csv\"",
+        ),
+        (
+            "path = \"a.csv\"\nkey = [\"id\"]\ncolumns = { total = \"money\" }",
+            "sources.pos.columns.total: unknown column type \"money\"",
+        ),
+    ];
+    for (settings, expected) in cases {
+        let problems = load(&csv_source(settings), &base_env())
+            .expect_err(settings)
+            .problems;
+        assert!(
+            problems.iter().any(|problem| problem.starts_with(expected)),
+            "{settings}: {problems:?}"
+        );
+    }
+}

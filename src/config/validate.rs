@@ -224,24 +224,38 @@ fn validate_source(name: &str, raw: RawSource, problems: &mut Problems) -> Optio
     {
         problems.add(format!("{key}.subdomain"), format!("\"{subdomain}\" is not a subdomain (letters, digits and dashes, e.g. acme for acme.zendesk.com)"));
     }
-    let base_text = raw.base_url.as_deref().unwrap_or(&default_base);
-    let base_url = match reqwest::Url::parse(base_text) {
-        // No default and none given: reported once, as a required setting.
-        _ if base_text.is_empty() => None,
-        Ok(url) if matches!(url.scheme(), "http" | "https") => Some(url),
-        Ok(_) => {
+    // A CSV source has no API: its address is the file's own (see `validate_csv`).
+    let csv = (kind == SourceKind::Csv)
+        .then(|| validate_csv(&key, &raw, problems))
+        .flatten();
+    let base_url = if kind == SourceKind::Csv {
+        if raw.base_url.is_some() {
             problems.add(
                 format!("{key}.base_url"),
-                format!("\"{base_text}\" is not an http(s) URL"),
+                "is not used by kind \"csv\"; give path or url",
             );
-            None
         }
-        Err(error) => {
-            problems.add(
-                format!("{key}.base_url"),
-                format!("invalid URL \"{base_text}\": {error}"),
-            );
-            None
+        csv.as_ref().map(|csv| csv.location.url())
+    } else {
+        let base_text = raw.base_url.as_deref().unwrap_or(&default_base);
+        match reqwest::Url::parse(base_text) {
+            // No default and none given: reported once, as a required setting.
+            _ if base_text.is_empty() => None,
+            Ok(url) if matches!(url.scheme(), "http" | "https") => Some(url),
+            Ok(_) => {
+                problems.add(
+                    format!("{key}.base_url"),
+                    format!("\"{base_text}\" is not an http(s) URL"),
+                );
+                None
+            }
+            Err(error) => {
+                problems.add(
+                    format!("{key}.base_url"),
+                    format!("invalid URL \"{base_text}\": {error}"),
+                );
+                None
+            }
         }
     };
     let reconcile = validate_reconcile(&key, &raw, problems);
@@ -317,9 +331,6 @@ fn validate_source(name: &str, raw: RawSource, problems: &mut Problems) -> Optio
             preset.default_lookback
         }),
     };
-    let csv = (raw.kind == "csv")
-        .then(|| validate_csv(&key, &raw, problems))
-        .flatten();
     for setting in preset.required {
         let present = match *setting {
             "api_key" => raw
@@ -556,7 +567,18 @@ fn validate_oauth(
 fn validate_csv(key: &str, raw: &RawSource, problems: &mut Problems) -> Option<CsvConfig> {
     let before = problems.0.len();
     let location = match (&raw.path, &raw.url) {
-        (Some(path), None) => Some(CsvLocation::Path(PathBuf::from(path))),
+        // Relative to the working directory at load, made absolute now so a later change
+        // of directory cannot move the file.
+        (Some(path), None) => match std::path::absolute(PathBuf::from(path)) {
+            Ok(path) if !path.as_os_str().is_empty() => Some(CsvLocation::Path(path)),
+            _ => {
+                problems.add(
+                    format!("{key}.path"),
+                    format!("\"{path}\" is not a usable file path"),
+                );
+                None
+            }
+        },
         (None, Some(url)) => match reqwest::Url::parse(url) {
             Ok(url) if matches!(url.scheme(), "http" | "https") => Some(CsvLocation::Url(url)),
             _ => {

@@ -18,7 +18,8 @@ use crate::secret::Secret;
 /// How requests authenticate.
 #[derive(Debug, Clone)]
 pub enum Auth {
-    /// No credentials (public files, `kind = "http"` with `auth = { kind = "none" }`).
+    /// No credentials (a CSV file on disk or at a public address, `kind = "http"` with
+    /// `auth = { kind = "none" }`).
     None,
     /// `Authorization: Bearer <token>`.
     Bearer(Secret),
@@ -301,6 +302,9 @@ impl HttpClient {
     /// Sends `request` (a GET, or a POST of its JSON body) and parses the body with
     /// `parse`, retrying what is worth retrying. Returns `Cancelled` promptly when
     /// `cancel` fires during a wait.
+    ///
+    /// A `file://` URL (a CSV source's local file) is read from disk instead, once:
+    /// waiting does not make a missing file appear, so there are no retries.
     pub async fn send<T>(
         &self,
         request: &PageRequest,
@@ -309,6 +313,13 @@ impl HttpClient {
         parse: impl Fn(&HeaderMap, &[u8]) -> Result<T, ParseError>,
     ) -> Result<T, SourceError> {
         let url = &request.url;
+        if url.scheme() == "file" {
+            return tokio::select! {
+                biased;
+                outcome = read_file(url, &parse) => outcome,
+                () = grace_after(cancel) => Err(SourceError::Cancelled),
+            };
+        }
         let mut attempt = 1;
         loop {
             if !self.pacer.wait(url, cancel).await {
@@ -452,6 +463,37 @@ impl HttpClient {
         }
         classify_failure(url, status, &headers, &body)
     }
+}
+
+/// Reads a `file://` URL from disk and parses it like a response body (without headers).
+/// Errors name the path.
+async fn read_file<T>(
+    url: &Url,
+    parse: &impl Fn(&HeaderMap, &[u8]) -> Result<T, ParseError>,
+) -> Result<T, SourceError> {
+    let path = url.to_file_path().map_err(|()| SourceError::File {
+        path: url.to_string(),
+        detail: "not a local file path".into(),
+    })?;
+    let shown = path.display().to_string();
+    let body = tokio::fs::read(&path)
+        .await
+        .map_err(|error| SourceError::File {
+            path: shown.clone(),
+            detail: error.to_string(),
+        })?;
+    parse(&HeaderMap::new(), &body).map_err(|error| {
+        if error.unauthorized {
+            SourceError::Unauthorized {
+                message: error.detail,
+            }
+        } else {
+            SourceError::Malformed {
+                url: shown,
+                detail: error.detail,
+            }
+        }
+    })
 }
 
 /// How long a request in flight may continue after shutdown was requested.

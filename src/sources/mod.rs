@@ -64,6 +64,14 @@ pub enum SourceError {
         /// What was wrong.
         detail: String,
     },
+    /// A local file (a CSV source's `path`) cannot be read.
+    #[error("cannot read {path}: {detail}")]
+    File {
+        /// The file's path.
+        path: String,
+        /// What went wrong (missing, not allowed, ...).
+        detail: String,
+    },
     /// The API handed back the cursor of the previous page: following it would loop forever.
     #[error("the API repeated the previous page's cursor at {url}; stopping instead of looping")]
     RepeatedCursor {
@@ -92,6 +100,7 @@ impl SourceError {
             Self::Http { status, .. } if *status >= 500 => "http_5xx",
             Self::Http { .. } => "http_4xx",
             Self::Malformed { .. } => "decode",
+            Self::File { .. } => "file",
             Self::RepeatedCursor { .. } => "repeated_cursor",
             Self::BadCursor(_) => "cursor",
             Self::Store(_) => "store",

@@ -3,6 +3,7 @@
 //! wiremock servers for the SaaS APIs, the compiled binary for end-to-end runs).
 
 mod backfill;
+mod csv;
 mod declared;
 mod e2e;
 mod freshdesk;

@@ -3,6 +3,7 @@
 //! into records, and never loops, sleeps or does IO (the engine does).
 
 pub mod declarative;
+pub mod csv;
 pub mod freshdesk;
 pub mod hubspot;
 pub mod pipedrive;
@@ -73,9 +74,11 @@ pub trait Preset: Send + Sync {
         Coverage::None
     }
     /// Reads the probe's 2xx answer; presets whose API reports errors inside a 2xx body
-    /// (Moodle) say what is wrong here.
+    /// (Moodle) say what is wrong here, and the CSV preset checks the file's header
+    /// against the source's settings.
     fn check_probe(
         &self,
+        _source: &SourceConfig,
         _headers: &reqwest::header::HeaderMap,
         _body: &[u8],
     ) -> Result<(), ParseError> {
@@ -127,6 +130,7 @@ pub fn describe(kind: SourceKind) -> &'static PresetInfo {
         SourceKind::HubSpot => &hubspot::INFO,
         SourceKind::QuickBooks => &quickbooks::INFO,
         SourceKind::Xero => &xero::INFO,
+        SourceKind::Csv => &csv::INFO,
     }
 }
 
@@ -142,6 +146,7 @@ pub fn preset(kind: SourceKind) -> &'static dyn Preset {
         SourceKind::HubSpot => &hubspot::HUBSPOT,
         SourceKind::QuickBooks => &quickbooks::QuickBooks,
         SourceKind::Xero => &xero::Xero,
+        SourceKind::Csv => &csv::Csv,
     }
 }
 

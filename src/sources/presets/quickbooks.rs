@@ -525,7 +525,12 @@ impl Preset for QuickBooks {
         json_get(url, String::new())
     }
 
-    fn check_probe(&self, _headers: &HeaderMap, body: &[u8]) -> Result<(), ParseError> {
+    fn check_probe(
+        &self,
+        _source: &SourceConfig,
+        _headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<(), ParseError> {
         let value: Value =
             serde_json::from_slice(body).map_err(|error| ParseError::from_json(&error))?;
         fault_error(&value).map_or(Ok(()), Err)
@@ -707,10 +712,10 @@ mod tests {
             .parse_page(&source, "payments", &request, &HeaderMap::new(), auth)
             .expect_err("fault");
         assert!(error.unauthorized, "{}", error.detail);
-        assert!(QuickBooks.check_probe(&HeaderMap::new(), auth).is_err());
+        assert!(QuickBooks.check_probe(&source, &HeaderMap::new(), auth).is_err());
         assert!(
             QuickBooks
-                .check_probe(&HeaderMap::new(), br#"{"CompanyInfo":{"CompanyName":"x"}}"#)
+                .check_probe(&source, &HeaderMap::new(), br#"{"CompanyInfo":{"CompanyName":"x"}}"#)
                 .is_ok()
         );
         let stale = br#"{"QueryResponse":{"Payment":[{"Id":"1","MetaData":{}}]}}"#;
