@@ -289,7 +289,8 @@ pub struct RawSource {
     pub access_token: Option<Secret>,
     /// Shopify: Admin API version (`2025-07`).
     pub api_version: Option<String>,
-    /// Freshdesk: the helpdesk domain (`acme.freshdesk.com`).
+    /// Freshdesk: the helpdesk domain (`acme.freshdesk.com`); TalentLMS: the portal's domain
+    /// (`acme.talentlms.com`). A bare name means the service's own domain.
     pub domain: Option<String>,
     /// Pipedrive: the company domain (`acme` for acme.pipedrive.com).
     pub company_domain: Option<String>,
@@ -485,7 +486,7 @@ pub struct SourceConfig {
     pub access_token: Option<Secret>,
     /// Shopify: Admin API version.
     pub api_version: Option<String>,
-    /// Freshdesk: the helpdesk domain.
+    /// Freshdesk or TalentLMS: the account's domain.
     pub domain: Option<String>,
     /// Pipedrive: the company domain.
     pub company_domain: Option<String>,
@@ -566,6 +567,10 @@ pub enum SourceKind {
     Freshdesk,
     /// Pipedrive's REST API (v2).
     Pipedrive,
+    /// Moodle's REST web services.
+    Moodle,
+    /// TalentLMS's REST API (v1).
+    Talentlms,
 }
 
 impl SourceKind {
@@ -576,6 +581,8 @@ impl SourceKind {
         ("zendesk", SourceKind::Zendesk),
         ("pipedrive", SourceKind::Pipedrive),
         ("freshdesk", SourceKind::Freshdesk),
+        ("moodle", SourceKind::Moodle),
+        ("talentlms", SourceKind::Talentlms),
     ];
 
     /// The config spelling.
@@ -586,6 +593,8 @@ impl SourceKind {
             SourceKind::Shopify => "shopify",
             SourceKind::Freshdesk => "freshdesk",
             SourceKind::Pipedrive => "pipedrive",
+            SourceKind::Moodle => "moodle",
+            SourceKind::Talentlms => "talentlms",
         }
     }
 }

@@ -193,12 +193,17 @@ fn validate_source(name: &str, raw: RawSource, problems: &mut Problems) -> Optio
             );
         }
     }
-    // Likewise a bare Freshdesk account name means its freshdesk.com domain.
+    // Likewise a bare account name means the service's own domain: acme.freshdesk.com,
+    // acme.talentlms.com.
+    let service_domain = match kind {
+        SourceKind::Talentlms => "talentlms.com",
+        _ => "freshdesk.com",
+    };
     let domain = raw.domain.as_ref().map(|domain| {
         if domain.contains('.') {
             domain.clone()
         } else {
-            format!("{domain}.freshdesk.com")
+            format!("{domain}.{service_domain}")
         }
     });
     for (placeholder, value) in [
@@ -221,6 +226,9 @@ fn validate_source(name: &str, raw: RawSource, problems: &mut Problems) -> Optio
     }
     let base_text = raw.base_url.as_deref().unwrap_or(&default_base);
     let base_url = match reqwest::Url::parse(base_text) {
+        // No default address (Moodle: every site has its own): the required check below
+        // reports the missing base_url.
+        _ if base_text.is_empty() => None,
         Ok(url) if matches!(url.scheme(), "http" | "https") => Some(url),
         Ok(_) => {
             problems.add(
@@ -306,6 +314,7 @@ fn validate_source(name: &str, raw: RawSource, problems: &mut Problems) -> Optio
             "realm_id" => raw.realm_id.as_deref().is_some_and(|id| !id.is_empty()),
             "tenant_id" => raw.tenant_id.as_deref().is_some_and(|id| !id.is_empty()),
             "token" => raw.token.as_ref().is_some_and(|secret| !secret.is_empty()),
+            "base_url" => raw.base_url.is_some(),
             // An access token, or the three settings that let scorekeeper refresh its own.
             "access_token_or_refresh" => {
                 let has_access = raw

@@ -3,9 +3,11 @@
 //! into records, and never loops, sleeps or does IO (the engine does).
 
 pub mod freshdesk;
+pub mod moodle;
 pub mod pipedrive;
 pub mod shopify;
 pub mod stripe;
+pub mod talentlms;
 pub mod walk;
 pub mod zendesk;
 
@@ -99,6 +101,8 @@ pub fn describe(kind: SourceKind) -> &'static PresetInfo {
         SourceKind::Shopify => &shopify::INFO,
         SourceKind::Freshdesk => &freshdesk::INFO,
         SourceKind::Pipedrive => &pipedrive::INFO,
+        SourceKind::Moodle => &moodle::INFO,
+        SourceKind::Talentlms => &talentlms::INFO,
     }
 }
 
@@ -110,6 +114,8 @@ pub fn preset(kind: SourceKind) -> &'static dyn Preset {
         SourceKind::Shopify => &shopify::Shopify,
         SourceKind::Freshdesk => &freshdesk::Freshdesk,
         SourceKind::Pipedrive => &pipedrive::Pipedrive,
+        SourceKind::Moodle => &moodle::Moodle,
+        SourceKind::Talentlms => &talentlms::Talentlms,
     }
 }
 
