@@ -5,6 +5,7 @@
 mod e2e;
 mod freshdesk;
 mod helpers;
+mod moodle;
 mod pipedrive;
 mod shopify;
 mod store;
