@@ -10,4 +10,5 @@ mod pipedrive;
 mod shopify;
 mod store;
 mod stripe;
+mod talentlms;
 mod zendesk;
