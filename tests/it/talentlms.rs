@@ -158,7 +158,10 @@ async fn a_learner_who_completes_later_is_counted_once_in_the_month_of_completio
     mount_portal(&server, 1, "talentlms/course_101_completed.json").await;
     let report = sync(&services).await;
     assert!(report.is_success(), "{report:?}");
-    assert_eq!(report.streams[0].changed, 1, "only user 22 in course 101 changed");
+    assert_eq!(
+        report.streams[0].changed, 1,
+        "only user 22 in course 101 changed"
+    );
     assert_eq!(
         series(&services, "course_completions").await,
         [("2026-03".into(), Some(2.0)), ("2026-04".into(), Some(2.0))]
@@ -173,10 +176,10 @@ async fn a_refused_key_fails_with_talentlms_message_and_commits_nothing() {
     let server = MockServer::start().await;
     Mock::given(method("GET"))
         .and(path("/api/v1/courses"))
-        .respond_with(
-            ResponseTemplate::new(401)
-                .set_body_raw(fixture("talentlms/error_invalid_key.json"), "application/json"),
-        )
+        .respond_with(ResponseTemplate::new(401).set_body_raw(
+            fixture("talentlms/error_invalid_key.json"),
+            "application/json",
+        ))
         // Not retried.
         .expect(1)
         .mount(&server)

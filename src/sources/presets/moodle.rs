@@ -127,7 +127,12 @@ const REFUSALS: &[(&str, &str)] = &[
 
 /// Completion-status error codes that mean "this user has no completion status here": the
 /// user is skipped. `invalidrecord`: the user was deleted since the users page was read.
-const USER_SKIPS: &[&str] = &["usernotenroled", "notenroled", "userdeleted", "invalidrecord"];
+const USER_SKIPS: &[&str] = &[
+    "usernotenroled",
+    "notenroled",
+    "userdeleted",
+    "invalidrecord",
+];
 
 /// Completion-status error codes that hold for the whole course: the rest of its users are
 /// skipped. `nocriteriaset`: the course has no completion criteria; `cannotviewreport`:
@@ -355,9 +360,9 @@ fn parse_body(body: &[u8]) -> Result<Value, ParseError> {
 
 /// A numeric `id` of a listed object.
 fn id_of(item: &Value, index: usize, what: &str) -> Result<i64, ParseError> {
-    item.get("id").and_then(Value::as_i64).ok_or_else(|| {
-        ParseError::malformed(format!("{what} {index} has no numeric id"))
-    })
+    item.get("id")
+        .and_then(Value::as_i64)
+        .ok_or_else(|| ParseError::malformed(format!("{what} {index} has no numeric id")))
 }
 
 /// The courses of a pass, in id order: not the site front page, not those whose
@@ -420,7 +425,11 @@ fn completion_record(body: Value, course: i64, user: i64) -> Result<Box<RawValue
 }
 
 /// The page that read `records` and continues with `next` (or ends the pass).
-fn page_to(base: &reqwest::Url, records: Vec<crate::sources::FetchedRecord>, next: Option<Step>) -> Page {
+fn page_to(
+    base: &reqwest::Url,
+    records: Vec<crate::sources::FetchedRecord>,
+    next: Option<Step>,
+) -> Page {
     match next {
         Some(step) => Page {
             records,
@@ -609,7 +618,6 @@ impl Preset for Moodle {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -753,7 +761,12 @@ mod tests {
         assert_eq!(page.cursor, r#"{"resume":{"course":4,"from":0}}"#);
         let users_4 = page.next.expect("users of course 4");
         assert_eq!(
-            users_4.url.query_pairs().find(|(name, _)| name == "courseid").expect("courseid").1,
+            users_4
+                .url
+                .query_pairs()
+                .find(|(name, _)| name == "courseid")
+                .expect("courseid")
+                .1,
             "4"
         );
 
@@ -767,22 +780,34 @@ mod tests {
         // A teacher is not tracked: skipped without a record.
         let page = parse(&user_3, &error("usernotenroled", "User is not enrolled")).expect("skip");
         assert!(page.records.is_empty());
-        assert_eq!(page.cursor, r#"{"resume":{"course":4,"from":0,"after_user":3}}"#);
+        assert_eq!(
+            page.cursor,
+            r#"{"resume":{"course":4,"from":0,"after_user":3}}"#
+        );
         let user_12 = page.next.expect("user 12");
         assert!(user_12.url.as_str().ends_with("courseid=4&userid=12"));
 
-        let page = parse(&user_12, &status(true, &[Some(1_772_000_000), Some(1_773_000_000), None]))
-            .expect("status");
+        let page = parse(
+            &user_12,
+            &status(true, &[Some(1_772_000_000), Some(1_773_000_000), None]),
+        )
+        .expect("status");
         assert_eq!(page.records.len(), 1);
         assert_eq!(page.records[0].key, "4\u{1f}12");
         let record: Value = serde_json::from_str(page.records[0].raw.get()).expect("json");
         assert_eq!(record["courseid"], 4);
         assert_eq!(record["userid"], 12);
-        assert_eq!(record["timecompleted"], 1_773_000_000, "the latest criterion");
+        assert_eq!(
+            record["timecompleted"], 1_773_000_000,
+            "the latest criterion"
+        );
         assert_eq!(record["completed"], true);
         assert_eq!(record["aggregation"], 1);
         assert_eq!(record["completions"][2]["timecompleted"], Value::Null);
-        assert!(record.get("warnings").is_none(), "only the completionstatus object");
+        assert!(
+            record.get("warnings").is_none(),
+            "only the completionstatus object"
+        );
         // Short users page: course 4 is done, course 9 follows.
         assert_eq!(page.cursor, r#"{"resume":{"course":9,"from":0}}"#);
         let users_9 = page.next.expect("users of course 9");
@@ -830,16 +855,30 @@ mod tests {
         let page = parse(&users_page, &users(1..=100)).expect("users");
         let mut next = page.next.expect("user 1");
         for user in 1..=100 {
-            assert!(next.url.as_str().ends_with(&format!("courseid=2&userid={user}")));
+            assert!(
+                next.url
+                    .as_str()
+                    .ends_with(&format!("courseid=2&userid={user}"))
+            );
             let page = parse(&next, &status(false, &[None])).expect("status");
             next = page.next.expect("more");
             if user == 100 {
-                assert_eq!(page.cursor, r#"{"resume":{"course":2,"from":100,"after_user":100}}"#);
+                assert_eq!(
+                    page.cursor,
+                    r#"{"resume":{"course":2,"from":100,"after_user":100}}"#
+                );
             }
         }
-        assert!(next.url.as_str().contains("options%5B0%5D%5Bvalue%5D=100"), "{}", next.url);
+        assert!(
+            next.url.as_str().contains("options%5B0%5D%5Bvalue%5D=100"),
+            "{}",
+            next.url
+        );
         // A course without completion criteria: its other users are not asked.
-        let after = parse(&next, &users(101..=101)).expect("users").next.expect("user 101");
+        let after = parse(&next, &users(101..=101))
+            .expect("users")
+            .next
+            .expect("user 101");
         let page = parse(&after, &error("nocriteriaset", "No criteria set")).expect("skip course");
         assert!(page.records.is_empty());
         assert_eq!(page.cursor, r#"{"resume":{"course":8,"from":0}}"#);
@@ -847,21 +886,42 @@ mod tests {
 
     #[test]
     fn a_saved_position_resumes_at_that_course_and_skips_users_already_read() {
-        let list = first(Some(r#"{"resume":{"course":4,"from":100,"after_user":150}}"#));
+        let list = first(Some(
+            r#"{"resume":{"course":4,"from":100,"after_user":150}}"#,
+        ));
         assert!(list.url.as_str().contains("core_course_get_courses"));
         let page = parse(&list, r#"[{"id":2},{"id":4},{"id":9}]"#).expect("courses");
-        assert_eq!(page.cursor, r#"{"resume":{"course":4,"from":100,"after_user":150}}"#);
+        assert_eq!(
+            page.cursor,
+            r#"{"resume":{"course":4,"from":100,"after_user":150}}"#
+        );
         let users_page = page.next.expect("users page 2 of course 4");
         assert!(users_page.url.as_str().contains("courseid=4"));
-        assert!(users_page.url.as_str().contains("options%5B0%5D%5Bvalue%5D=100"));
+        assert!(
+            users_page
+                .url
+                .as_str()
+                .contains("options%5B0%5D%5Bvalue%5D=100")
+        );
         let page = parse(&users_page, &users(149..=152)).expect("users");
-        assert!(page.next.expect("user 151").url.as_str().ends_with("userid=151"));
+        assert!(
+            page.next
+                .expect("user 151")
+                .url
+                .as_str()
+                .ends_with("userid=151")
+        );
 
         // The course was deleted since: the walk goes on with the next one.
         let page = parse(&list, r#"[{"id":2},{"id":9}]"#).expect("courses");
         assert_eq!(page.cursor, r#"{"resume":{"course":9,"from":0}}"#);
         assert!(matches!(
-            Moodle.first_request(&source(), "course_completions", Some("{\"resume\":1}"), &window()),
+            Moodle.first_request(
+                &source(),
+                "course_completions",
+                Some("{\"resume\":1}"),
+                &window()
+            ),
             Err(SourceError::BadCursor(_))
         ));
     }
@@ -869,8 +929,11 @@ mod tests {
     #[test]
     fn moodle_errors_in_200_bodies_map_to_unauthorized_or_name_the_call() {
         let list = first(None);
-        let refused = parse(&list, &error("invalidtoken", "Invalid token - token not found"))
-            .expect_err("bad token");
+        let refused = parse(
+            &list,
+            &error("invalidtoken", "Invalid token - token not found"),
+        )
+        .expect_err("bad token");
         assert!(refused.unauthorized);
         assert!(
             refused.detail.starts_with(
@@ -882,7 +945,13 @@ mod tests {
         let missing = parse(&list, &error("accessexception", "Access control exception"))
             .expect_err("function not in the service");
         assert!(missing.unauthorized);
-        assert!(missing.detail.contains("must include core_course_get_courses"), "{}", missing.detail);
+        assert!(
+            missing
+                .detail
+                .contains("must include core_course_get_courses"),
+            "{}",
+            missing.detail
+        );
 
         let request = request_for(
             &source().base_url,
@@ -910,7 +979,11 @@ mod tests {
         let truncated = parse(&request, r#"{"completionstatus":{"compl"#).expect_err("cut off");
         assert!(truncated.truncated);
         let shapeless = parse(&request, r#"{"warnings":[]}"#).expect_err("no status");
-        assert!(shapeless.detail.contains("has no completionstatus object"), "{}", shapeless.detail);
+        assert!(
+            shapeless.detail.contains("has no completionstatus object"),
+            "{}",
+            shapeless.detail
+        );
         let users_page = request_for(
             &source().base_url,
             Step::Users {
@@ -922,8 +995,14 @@ mod tests {
                 },
             },
         );
-        let gone = parse(&users_page, &error("invalidrecord", "Can't find data record in database table course."))
-            .expect("a deleted course is skipped");
+        let gone = parse(
+            &users_page,
+            &error(
+                "invalidrecord",
+                "Can't find data record in database table course.",
+            ),
+        )
+        .expect("a deleted course is skipped");
         assert_eq!(gone.cursor, r#"{"resume":{"course":5,"from":0}}"#);
     }
 
@@ -931,12 +1010,21 @@ mod tests {
     fn the_probe_reads_errors_and_missing_functions() {
         let headers = HeaderMap::new();
         let refused = Moodle
-            .check_probe(&headers, error("invalidtoken", "Invalid token - token not found").as_bytes())
+            .check_probe(
+                &headers,
+                error("invalidtoken", "Invalid token - token not found").as_bytes(),
+            )
             .expect_err("bad token");
         assert!(refused.unauthorized);
-        assert!(refused.detail.contains("core_webservice_get_site_info"), "{}", refused.detail);
+        assert!(
+            refused.detail.contains("core_webservice_get_site_info"),
+            "{}",
+            refused.detail
+        );
         let partial = br#"{"sitename":"Academy","functions":[{"name":"core_course_get_courses","version":"2024"},{"name":"core_webservice_get_site_info","version":"2024"}]}"#;
-        let missing = Moodle.check_probe(&headers, partial).expect_err("missing functions");
+        let missing = Moodle
+            .check_probe(&headers, partial)
+            .expect_err("missing functions");
         assert!(missing.unauthorized);
         assert!(
             missing.detail.starts_with("the token's external service lacks core_enrol_get_enrolled_users, core_completion_get_course_completion_status"),

@@ -198,7 +198,9 @@ fn course_records(body: Value, course: u64) -> Result<Vec<FetchedRecord>, ParseE
             "course {course} is not a JSON object"
         )));
     };
-    let id = answer.remove("id").unwrap_or_else(|| course.to_string().into());
+    let id = answer
+        .remove("id")
+        .unwrap_or_else(|| course.to_string().into());
     let name = answer.remove("name").unwrap_or(Value::Null);
     let users = match answer.remove("users") {
         Some(Value::Array(users)) => users,
@@ -251,7 +253,10 @@ impl Preset for Talentlms {
 
     fn probe(&self, source: &SourceConfig) -> PageRequest {
         // Cheap, and answers only with a valid key on an API-enabled domain.
-        PageRequest::get(endpoint(&source.base_url, "api/v1/ratelimit"), String::new())
+        PageRequest::get(
+            endpoint(&source.base_url, "api/v1/ratelimit"),
+            String::new(),
+        )
     }
 
     fn check_probe(&self, _headers: &HeaderMap, body: &[u8]) -> Result<(), ParseError> {
@@ -360,7 +365,9 @@ mod tests {
     }
 
     fn course_body(id: &str, users: &str) -> String {
-        format!(r#"{{"id":"{id}","name":"Course {id}","status":"active","users":[{users}],"units":[]}}"#)
+        format!(
+            r#"{{"id":"{id}","name":"Course {id}","status":"active","users":[{users}],"units":[]}}"#
+        )
     }
 
     const USER_5: &str = r#"{"id":"5","name":"A. Learner","role":"learner","completed_on":"","completed_on_timestamp":null,"completion_percentage":"40"}"#;
@@ -374,8 +381,12 @@ mod tests {
         let list = Talentlms
             .first_request(&source(), "course_completions", None, &window())
             .expect("request");
-        let page = parse(&list, &HeaderMap::new(), r#"[{"id":"12","name":"B"},{"id":"3","name":"A"}]"#)
-            .expect("page");
+        let page = parse(
+            &list,
+            &HeaderMap::new(),
+            r#"[{"id":"12","name":"B"},{"id":"3","name":"A"}]"#,
+        )
+        .expect("page");
         assert!(page.records.is_empty());
         assert_eq!(page.cursor, r#"{"resume":3}"#, "resume at the first course");
         let course_3 = page.next.expect("course 3");
@@ -387,10 +398,16 @@ mod tests {
         let record: Value = serde_json::from_str(page.records[0].raw.get()).expect("json");
         assert_eq!(record["course_id"], "3");
         assert_eq!(record["course_name"], "Course 3");
-        assert_eq!(record["completion_percentage"], "40", "the API's entry, unchanged");
+        assert_eq!(
+            record["completion_percentage"], "40",
+            "the API's entry, unchanged"
+        );
         assert_eq!(page.cursor, r#"{"resume":12}"#);
         let course_12 = page.next.expect("course 12");
-        assert_eq!(course_12.url.as_str(), format!("{BASE}/api/v1/courses/id:12"));
+        assert_eq!(
+            course_12.url.as_str(),
+            format!("{BASE}/api/v1/courses/id:12")
+        );
 
         // The last course ends the pass; the cursor goes back to a fresh start.
         let end = parse(&course_12, &HeaderMap::new(), &course_body("12", "")).expect("page");
@@ -411,15 +428,24 @@ mod tests {
             .expect("request");
         assert_eq!(request.url.as_str(), format!("{BASE}/api/v1/courses"));
         // Course 7 was deleted meanwhile: the walk continues at 9.
-        let page = parse(&request, &HeaderMap::new(), r#"[{"id":3},{"id":9},{"id":"11"}]"#)
-            .expect("page");
+        let page = parse(
+            &request,
+            &HeaderMap::new(),
+            r#"[{"id":3},{"id":9},{"id":"11"}]"#,
+        )
+        .expect("page");
         assert_eq!(
             page.next.expect("course 9").url.as_str(),
             format!("{BASE}/api/v1/courses/id:9")
         );
         assert_eq!(page.cursor, r#"{"resume":9}"#);
         assert!(matches!(
-            Talentlms.first_request(&source(), "course_completions", Some(r#"{"resume":"x"}"#), &window()),
+            Talentlms.first_request(
+                &source(),
+                "course_completions",
+                Some(r#"{"resume":"x"}"#),
+                &window()
+            ),
             Err(SourceError::BadCursor(_))
         ));
     }
@@ -446,15 +472,27 @@ mod tests {
         let list = Talentlms
             .first_request(&source(), "course_completions", None, &window())
             .expect("request");
-        let error = parse(&list, &HeaderMap::new(), r#"{"error":{"type":"invalid_request_error","message":"Invalid arguments provided"}}"#)
-            .expect_err("error body");
+        let error = parse(
+            &list,
+            &HeaderMap::new(),
+            r#"{"error":{"type":"invalid_request_error","message":"Invalid arguments provided"}}"#,
+        )
+        .expect_err("error body");
         assert!(
-            error.detail.contains("TalentLMS error invalid_request_error: Invalid arguments provided"),
+            error
+                .detail
+                .contains("TalentLMS error invalid_request_error: Invalid arguments provided"),
             "{}",
             error.detail
         );
         let error = parse(&list, &HeaderMap::new(), r#"[{"name":"no id"}]"#).expect_err("no id");
-        assert!(error.detail.contains("course 0 of the list has no numeric id"), "{}", error.detail);
+        assert!(
+            error
+                .detail
+                .contains("course 0 of the list has no numeric id"),
+            "{}",
+            error.detail
+        );
         let truncated = parse(&list, &HeaderMap::new(), r#"[{"id":"1"#).expect_err("cut off");
         assert!(truncated.truncated);
         let course = request_for(
@@ -464,11 +502,24 @@ mod tests {
                 courses: Vec::new(),
             },
         );
-        let error = parse(&course, &HeaderMap::new(), &course_body("3", r#"{"name":"no id"}"#))
-            .expect_err("user without id");
-        assert!(error.detail.contains("item 0 has no usable primary key"), "{}", error.detail);
-        let error = parse(&course, &HeaderMap::new(), r#"{"id":"3","users":{}}"#).expect_err("users");
-        assert!(error.detail.contains("course 3: users is not a list"), "{}", error.detail);
+        let error = parse(
+            &course,
+            &HeaderMap::new(),
+            &course_body("3", r#"{"name":"no id"}"#),
+        )
+        .expect_err("user without id");
+        assert!(
+            error.detail.contains("item 0 has no usable primary key"),
+            "{}",
+            error.detail
+        );
+        let error =
+            parse(&course, &HeaderMap::new(), r#"{"id":"3","users":{}}"#).expect_err("users");
+        assert!(
+            error.detail.contains("course 3: users is not a list"),
+            "{}",
+            error.detail
+        );
     }
 
     #[test]
@@ -492,7 +543,10 @@ mod tests {
         );
         assert!(
             Talentlms
-                .check_probe(&HeaderMap::new(), br#"{"limit":"2000","remaining":1999,"reset":"1775000000"}"#)
+                .check_probe(
+                    &HeaderMap::new(),
+                    br#"{"limit":"2000","remaining":1999,"reset":"1775000000"}"#
+                )
                 .is_ok()
         );
     }
