@@ -569,7 +569,12 @@ impl Preset for Moodle {
                 users.dedup();
                 // After a resume (or a shifted page) the users already read come again.
                 users.retain(|user| at.after_user.is_none_or(|after| *user > after));
-                let next_from = (list.len() >= USERS_PAGE).then_some(at.from + list.len());
+                // Another page follows a full one. Two guards keep a site that ignores the
+                // paging options from looping: more users than asked for means it sent them
+                // all, and a full page with nobody new means the offset was not applied (a
+                // real shift that large within one pass is caught by the next pass).
+                let next_from =
+                    (list.len() == USERS_PAGE && !users.is_empty()).then_some(at.from + list.len());
                 Ok(page_to(
                     base,
                     Vec::new(),
@@ -599,6 +604,7 @@ impl Preset for Moodle {
                     }
                     Some(error) if USER_SKIPS.contains(&error.errorcode.as_str()) => Vec::new(),
                     Some(error) if COURSE_SKIPS.contains(&error.errorcode.as_str()) => {
+                        tracing::debug!(course = at.course, errorcode = %error.errorcode, "Course has no completion status to read; skipped");
                         return Ok(page_to(base, Vec::new(), next_course(courses)));
                     }
                     Some(error) => {
@@ -882,6 +888,43 @@ mod tests {
         let page = parse(&after, &error("nocriteriaset", "No criteria set")).expect("skip course");
         assert!(page.records.is_empty());
         assert_eq!(page.cursor, r#"{"resume":{"course":8,"from":0}}"#);
+    }
+
+    #[test]
+    fn a_site_that_ignores_the_paging_options_cannot_loop() {
+        let users_page = |from: usize, after_user: Option<i64>| {
+            request_for(
+                &source().base_url,
+                Step::Users {
+                    courses: vec![],
+                    at: Position {
+                        course: 2,
+                        from,
+                        after_user,
+                    },
+                },
+            )
+        };
+        // All 150 users at once: no further page.
+        let page = parse(&users_page(0, None), &users(1..=150)).expect("users");
+        let mut next = page.next.expect("user 1");
+        for _ in 1..150 {
+            next = parse(&next, &status(false, &[None]))
+                .expect("status")
+                .next
+                .expect("more users");
+        }
+        assert!(next.url.as_str().ends_with("userid=150"));
+        assert!(
+            parse(&next, &status(false, &[None]))
+                .expect("status")
+                .next
+                .is_none()
+        );
+        // The first page again where the second was asked for: nobody new, the course ends.
+        let page = parse(&users_page(100, Some(100)), &users(1..=100)).expect("users");
+        assert!(page.next.is_none());
+        assert_eq!(page.cursor, "{}");
     }
 
     #[test]
