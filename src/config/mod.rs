@@ -296,7 +296,8 @@ pub struct RawSource {
     pub access_token: Option<Secret>,
     /// Shopify: Admin API version (`2025-07`).
     pub api_version: Option<String>,
-    /// Freshdesk: the helpdesk domain (`acme.freshdesk.com`).
+    /// Freshdesk: the helpdesk domain (`acme.freshdesk.com`); TalentLMS: the portal's domain
+    /// (`acme.talentlms.com`). A bare name means the service's own domain.
     pub domain: Option<String>,
     /// Pipedrive: the company domain (`acme` for acme.pipedrive.com).
     pub company_domain: Option<String>,
@@ -503,7 +504,7 @@ pub struct SourceConfig {
     pub access_token: Option<Secret>,
     /// Shopify: Admin API version.
     pub api_version: Option<String>,
-    /// Freshdesk: the helpdesk domain.
+    /// Freshdesk or TalentLMS: the account's domain.
     pub domain: Option<String>,
     /// Pipedrive: the company domain.
     pub company_domain: Option<String>,
@@ -620,6 +621,10 @@ pub enum SourceKind {
     Xero,
     /// A CSV file, local or over HTTP(S).
     Csv,
+    /// Moodle's REST web services.
+    Moodle,
+    /// TalentLMS's REST API (v1).
+    Talentlms,
 }
 
 impl SourceKind {
@@ -635,6 +640,8 @@ impl SourceKind {
         ("quickbooks", SourceKind::QuickBooks),
         ("xero", SourceKind::Xero),
         ("csv", SourceKind::Csv),
+        ("moodle", SourceKind::Moodle),
+        ("talentlms", SourceKind::Talentlms),
     ];
 
     /// The config spelling.
@@ -650,6 +657,8 @@ impl SourceKind {
             SourceKind::QuickBooks => "quickbooks",
             SourceKind::Xero => "xero",
             SourceKind::Csv => "csv",
+            SourceKind::Moodle => "moodle",
+            SourceKind::Talentlms => "talentlms",
         }
     }
 }

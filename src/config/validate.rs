@@ -198,12 +198,17 @@ fn validate_source(name: &str, raw: RawSource, problems: &mut Problems) -> Optio
             );
         }
     }
-    // Likewise a bare Freshdesk account name means its freshdesk.com domain.
+    // Likewise a bare account name means the service's own domain: acme.freshdesk.com,
+    // acme.talentlms.com.
+    let service_domain = match kind {
+        SourceKind::Talentlms => "talentlms.com",
+        _ => "freshdesk.com",
+    };
     let domain = raw.domain.as_ref().map(|domain| {
         if domain.contains('.') {
             domain.clone()
         } else {
-            format!("{domain}.freshdesk.com")
+            format!("{domain}.{service_domain}")
         }
     });
     for (placeholder, value) in [

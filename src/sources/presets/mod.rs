@@ -6,10 +6,12 @@ pub mod declarative;
 pub mod csv;
 pub mod freshdesk;
 pub mod hubspot;
+pub mod moodle;
 pub mod pipedrive;
 pub mod quickbooks;
 pub mod shopify;
 pub mod stripe;
+pub mod talentlms;
 pub mod walk;
 pub mod xero;
 pub mod zendesk;
@@ -131,6 +133,8 @@ pub fn describe(kind: SourceKind) -> &'static PresetInfo {
         SourceKind::QuickBooks => &quickbooks::INFO,
         SourceKind::Xero => &xero::INFO,
         SourceKind::Csv => &csv::INFO,
+        SourceKind::Moodle => &moodle::INFO,
+        SourceKind::Talentlms => &talentlms::INFO,
     }
 }
 
@@ -147,6 +151,8 @@ pub fn preset(kind: SourceKind) -> &'static dyn Preset {
         SourceKind::QuickBooks => &quickbooks::QuickBooks,
         SourceKind::Xero => &xero::Xero,
         SourceKind::Csv => &csv::Csv,
+        SourceKind::Moodle => &moodle::Moodle,
+        SourceKind::Talentlms => &talentlms::Talentlms,
     }
 }
 
