@@ -7,7 +7,7 @@
 //!
 //! For each N the bench:
 //!
-//! 1. starts the sandbox ([`scorekeeper::demo::stripe_sandbox`]) serving N synthetic charges
+//! 1. starts the sandbox ([`scorekeeper::demo::sandbox::stripe`]) serving N synthetic charges
 //!    (~1.25 KB each, pages of 100, Stripe's `starting_after` cursor pagination) in a separate
 //!    process (this executable re-run with `--serve N PORTFILE`), so the server's CPU is not
 //!    counted in the client's figures; it is reported in its own column;
@@ -46,7 +46,7 @@ use serde_json::value::RawValue;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{Connection, QueryBuilder, Sqlite, SqliteConnection};
 
-use scorekeeper::demo::stripe_sandbox::{self, StripeData};
+use scorekeeper::demo::sandbox::stripe::{self as stripe_sandbox, StripeData};
 use scorekeeper::recompute::{self, Catalog};
 use scorekeeper::store::Store;
 

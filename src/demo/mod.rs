@@ -1,29 +1,68 @@
 //! `scorekeeper demo`: the real daemon against built-in sandbox APIs on loopback.
 //!
-//! The sandbox serves a bakery's last 12 months of Stripe data ([`stripe_sandbox`]).
-//! The demo configuration (`config/demo.toml`, embedded in the binary) is loaded through
-//! the normal loader with the sandbox's address as an environment override, so the demo
-//! exercises exactly the code paths of `scorekeeper run`. The sandbox server is the one
-//! task spawned outside `app.rs`: it belongs to the demo, not to the daemon.
+//! The sandbox ([`sandbox`]) serves a bakery's last 12 months through every API it imitates
+//! (Stripe, Zendesk, Shopify, Freshdesk, Pipedrive), each under its own path prefix on one
+//! loopback server. The demo configuration (`config/demo.toml`, embedded in the binary) is
+//! loaded through the normal loader with every sandboxed source's `base_url` replaced by an
+//! environment override, so the demo exercises exactly the code paths of `scorekeeper run`.
+//! The sandbox server is the one task spawned outside `app.rs`: it belongs to the demo, not
+//! to the daemon.
 
-pub mod stripe_sandbox;
+pub mod sandbox;
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
 
 use anyhow::Context;
-use tokio::sync::RwLock;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::{self, RunOptions, Services};
 use crate::cli::Failure;
-use crate::config;
+use crate::config::{self, ConfigError, Settings};
 
 /// The demo configuration, embedded so `scorekeeper demo` works from any folder.
 pub const DEMO_CONFIG: &str = include_str!("../../config/demo.toml");
-/// The key the sandbox accepts (also in `config/demo.toml`).
-pub const SANDBOX_API_KEY: &str = "sk_test_scorekeeper_demo";
+/// The Stripe key the sandbox accepts (also in `config/demo.toml`).
+pub const SANDBOX_API_KEY: &str = sandbox::STRIPE_API_KEY;
+/// The seed of the sandbox's data: every demo shows the same bakery.
+pub const SANDBOX_SEED: u64 = 7;
+
+/// Loads the demo configuration (`config_path`, or the embedded one) with the `base_url` of
+/// every source the sandbox serves pointed at the sandbox on `sandbox_address`, through the
+/// environment overrides `SCOREKEEPER__SOURCES__<NAME>__BASE_URL` on top of `env`.
+///
+/// The configuration is read twice: once to learn its sources and their kinds, then with
+/// the overrides.
+///
+/// # Errors
+///
+/// The configuration's problems, as `scorekeeper check` reports them.
+pub fn load_config(
+    config_path: Option<&Path>,
+    sandbox_address: SocketAddr,
+    env: &BTreeMap<String, String>,
+) -> Result<Settings, ConfigError> {
+    let load = |env: &BTreeMap<String, String>| match config_path {
+        Some(path) => config::load_with_env(path, env),
+        None => config::load_str(DEMO_CONFIG, "config/demo.toml (embedded)", env),
+    };
+    let plain = load(env)?;
+    let mut env = env.clone();
+    for (name, source) in &plain.sources {
+        let kind = source.kind.as_str();
+        if sandbox::serves(kind) {
+            env.insert(
+                format!(
+                    "SCOREKEEPER__SOURCES__{}__BASE_URL",
+                    name.to_ascii_uppercase()
+                ),
+                sandbox::base_url(sandbox_address, kind),
+            );
+        }
+    }
+    load(&env)
+}
 
 /// Runs the demo until SIGTERM/ctrl-c.
 pub async fn run(config_path: Option<&Path>) -> Result<(), Failure> {
@@ -34,28 +73,12 @@ pub async fn run(config_path: Option<&Path>) -> Result<(), Failure> {
     let sandbox_address = sandbox
         .local_addr()
         .context("reading the sandbox address")?;
-    let data = Arc::new(RwLock::new(stripe_sandbox::StripeData::bakery(
-        chrono::Utc::now(),
-        7,
-    )));
+    let router = sandbox::router(chrono::Utc::now(), SANDBOX_SEED);
     let sandbox_token = shutdown.clone();
-    let sandbox_task = tokio::spawn(stripe_sandbox::serve(
-        sandbox,
-        data,
-        SANDBOX_API_KEY.to_string(),
-        sandbox_token,
-    ));
+    let sandbox_task = tokio::spawn(sandbox::serve(sandbox, router, sandbox_token));
 
-    let mut env: BTreeMap<String, String> = std::env::vars().collect();
-    env.insert(
-        "SCOREKEEPER__SOURCES__STRIPE__BASE_URL".into(),
-        format!("http://{sandbox_address}"),
-    );
-    let settings = match config_path {
-        Some(path) => config::load_with_env(path, &env),
-        None => config::load_str(DEMO_CONFIG, "config/demo.toml (embedded)", &env),
-    }
-    .map_err(Failure::Config)?;
+    let env: BTreeMap<String, String> = std::env::vars().collect();
+    let settings = load_config(config_path, sandbox_address, &env).map_err(Failure::Config)?;
 
     let listener = match tokio::net::TcpListener::bind(settings.server.listen).await {
         Ok(listener) => listener,
@@ -77,7 +100,8 @@ pub async fn run(config_path: Option<&Path>) -> Result<(), Failure> {
     let database = crate::secret::redact_url(settings.database.url.expose());
     let services = Services::prepare(settings).await?;
     println!(
-        "scorekeeper demo: sandbox Stripe API at http://{sandbox_address}, database {database}"
+        "scorekeeper demo: sandbox APIs at http://{sandbox_address}/{{{}}}, database {database}",
+        sandbox::APIS.map(|api| api.kind).join(",")
     );
     println!(
         "Dashboard: http://{address}/   (API: http://{address}/api/v1/scorecard; ctrl-c to stop)"

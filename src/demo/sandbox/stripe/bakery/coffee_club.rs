@@ -8,7 +8,7 @@
 use chrono::{DateTime, Months, Utc};
 
 use super::{Bakery, DAY, InvoiceRec, NewCharge, SubscriptionRec, midnight};
-use crate::demo::stripe_sandbox::draws::Failure;
+use crate::demo::sandbox::stripe::draws::Failure;
 
 const CANCEL_FEEDBACK: [&str; 5] = [
     "too_expensive",

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Datelike, NaiveTime};
 
 use super::{Bakery, DAY, NewCharge};
-use crate::demo::stripe_sandbox::draws::{Failure, weighted};
+use crate::demo::sandbox::stripe::draws::{Failure, weighted};
 
 const BASE_ORDERS_PER_DAY: f64 = 42.0;
 /// January..December: quiet after the holidays and in August, busy at Easter and Christmas.

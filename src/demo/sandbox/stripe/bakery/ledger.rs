@@ -4,7 +4,7 @@
 //! It runs after orders and subscriptions because it reads every charge they made.
 
 use super::{Bakery, DAY, RefundRec, TxnRec, midnight};
-use crate::demo::stripe_sandbox::draws::weighted;
+use crate::demo::sandbox::stripe::draws::weighted;
 
 impl Bakery {
     /// About 2% of paid web orders are refunded, in full or in part, days later.

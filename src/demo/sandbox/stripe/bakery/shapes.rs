@@ -5,10 +5,10 @@
 //! Every object is written once, when the year is built, so serving a page only copies text.
 
 use super::{Bakery, ChargeRec, InvoiceRec, PriceRec, RefundRec, SubscriptionRec, TxnRec};
-use crate::demo::stripe_sandbox::draws::Customer;
-use crate::demo::stripe_sandbox::lists::{List, StoredList, StoredObject};
-use crate::demo::stripe_sandbox::shapes::{ChargeDoc, Obj, write_charge};
-use crate::demo::stripe_sandbox::{Resource, StripeData};
+use crate::demo::sandbox::stripe::draws::Customer;
+use crate::demo::sandbox::stripe::lists::{List, StoredList, StoredObject};
+use crate::demo::sandbox::stripe::shapes::{ChargeDoc, Obj, write_charge};
+use crate::demo::sandbox::stripe::{Resource, StripeData};
 
 const ACCOUNT_NAME: &str = "Maison Rosier";
 

@@ -1,0 +1,609 @@
+//! The sandbox as the demo uses it: the real engine syncs each sandboxed source of the
+//! embedded demo configuration over loopback and every demo measure gets values; and each
+//! API's own surface (authentication, paging, filters) as a connector sees it.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+
+use chrono::TimeZone;
+use serde_json::Value;
+
+use super::freshdesk::FreshdeskData;
+use super::pipedrive::PipedriveData;
+use super::shopify::ShopifyData;
+use super::zendesk::ZendeskData;
+use super::*;
+use crate::app::Services;
+use crate::config::MeasureKind;
+use crate::sources::engine::{SourceReport, Trigger};
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 15, 12, 0, 0)
+        .single()
+        .expect("a valid instant")
+}
+
+struct Running {
+    address: SocketAddr,
+    shutdown: CancellationToken,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+async fn start() -> Running {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let address = listener.local_addr().expect("bound address");
+    let shutdown = CancellationToken::new();
+    tokio::spawn(serve(listener, router(now(), 7), shutdown.clone()));
+    Running { address, shutdown }
+}
+
+/// The embedded demo configuration against the sandbox, on a fresh SQLite file.
+async fn demo_services(address: SocketAddr, dir: &tempfile::TempDir) -> Services {
+    let mut env = BTreeMap::new();
+    env.insert(
+        "SCOREKEEPER__DATABASE__URL".to_string(),
+        format!("sqlite://{}", dir.path().join("demo.db").display()),
+    );
+    let settings = crate::demo::load_config(None, address, &env).expect("the demo config loads");
+    for (name, source) in &settings.sources {
+        assert_eq!(
+            source.base_url.as_str().trim_end_matches('/'),
+            base_url(address, source.kind.as_str()),
+            "{name} points at the sandbox"
+        );
+    }
+    Services::prepare(settings).await.expect("services")
+}
+
+async fn sync(services: &Services, name: &str) -> SourceReport {
+    services
+        .engine
+        .sync_source(
+            &services.settings.sources[name],
+            Trigger::Manual,
+            &CancellationToken::new(),
+        )
+        .await
+        .expect("sync runs")
+}
+
+/// Every value of `measure` over the sandbox's year.
+async fn values(services: &Services, measure: &str) -> Vec<Option<f64>> {
+    let bound = services.catalog.get(measure).expect("measure exists");
+    crate::scorecard::series(
+        &services.store,
+        &services.catalog,
+        bound,
+        Some((now() - chrono::Duration::days(366)).date_naive()),
+        Some(now().date_naive()),
+        now(),
+    )
+    .await
+    .expect("series")
+    .into_iter()
+    .map(|point| point.value)
+    .collect()
+}
+
+/// The demo measures that read `source`'s records.
+fn measures_of(services: &Services, source: &str) -> Vec<String> {
+    services
+        .settings
+        .measures
+        .iter()
+        .filter_map(|measure| match &measure.kind {
+            MeasureKind::Records(records) if records.source == source => Some(measure.id.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Syncs `source` of the demo twice: the first sync stores records and gives each of its
+/// measures values in several periods; the second changes nothing.
+async fn syncs_and_feeds_measures(source: &str) {
+    let sandbox = start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let services = demo_services(sandbox.address, &dir).await;
+    let report = sync(&services, source).await;
+    assert!(report.is_success(), "{source}: {report:?}");
+    for stream in &report.streams {
+        assert!(stream.records > 0, "{source}.{}: no records", stream.stream);
+        assert_eq!(stream.record_problems, 0, "{source}.{}", stream.stream);
+    }
+    let measures = measures_of(&services, source);
+    assert!(!measures.is_empty(), "the demo reads {source}");
+    for measure in measures {
+        let with_value = values(&services, &measure)
+            .await
+            .into_iter()
+            .filter(|value| value.is_some_and(|value| value != 0.0))
+            .count();
+        assert!(
+            with_value >= 3,
+            "{measure} has a value in only {with_value} periods"
+        );
+    }
+    let again = sync(&services, source).await;
+    assert!(again.is_success(), "{source}: {again:?}");
+    let changed: u64 = again.streams.iter().map(|stream| stream.changed).sum();
+    assert_eq!(
+        changed, 0,
+        "a re-sync of {source} changed records: {again:?}"
+    );
+}
+
+#[tokio::test]
+async fn zendesk_syncs_and_feeds_the_demo_measures() {
+    syncs_and_feeds_measures("zendesk").await;
+}
+
+#[tokio::test]
+async fn shopify_syncs_and_feeds_the_demo_measures() {
+    syncs_and_feeds_measures("shopify").await;
+}
+
+#[tokio::test]
+async fn freshdesk_syncs_and_feeds_the_demo_measures() {
+    syncs_and_feeds_measures("freshdesk").await;
+}
+
+#[tokio::test]
+async fn pipedrive_syncs_and_feeds_the_demo_measures() {
+    syncs_and_feeds_measures("pipedrive").await;
+}
+
+#[tokio::test]
+async fn the_whole_demo_syncs_and_every_measure_has_values_in_a_mix_of_statuses() {
+    let sandbox = start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let services = demo_services(sandbox.address, &dir).await;
+    let kinds: HashSet<&str> = services
+        .settings
+        .sources
+        .values()
+        .map(|source| source.kind.as_str())
+        .collect();
+    for api in &APIS {
+        assert!(
+            kinds.contains(api.kind),
+            "the demo has no {} source",
+            api.kind
+        );
+    }
+    let names: Vec<String> = services.settings.sources.keys().cloned().collect();
+    for name in &names {
+        let report = sync(&services, name).await;
+        assert!(report.is_success(), "{name}: {report:?}");
+    }
+    for measure in &services.settings.measures {
+        let id = &measure.id;
+        let with_value = values(&services, id)
+            .await
+            .into_iter()
+            .filter(Option::is_some)
+            .count();
+        assert!(
+            with_value >= 2,
+            "{id} has a value in only {with_value} periods"
+        );
+    }
+    let view = crate::scorecard::build(
+        &services.store,
+        &services.settings,
+        &services.catalog,
+        now(),
+    )
+    .await
+    .expect("scorecard");
+    let mut statuses = Vec::new();
+    for perspective in &view.perspectives {
+        assert!(
+            !perspective.measures.is_empty(),
+            "{:?} is empty",
+            perspective.id
+        );
+        for measure in &perspective.measures {
+            let status = serde_json::to_value(measure.judged.status).expect("status");
+            println!(
+                "{:>12} {:<28} {:>10?} {:>10?} {}",
+                format!("{:?}", perspective.id),
+                measure.id,
+                measure.judged.value,
+                measure.judged.target,
+                status
+            );
+            statuses.push(status.as_str().unwrap_or_default().to_string());
+        }
+    }
+    for wanted in ["green", "amber", "red"] {
+        assert!(
+            statuses.iter().any(|status| status == wanted),
+            "no {wanted} measure: {statuses:?}"
+        );
+    }
+}
+
+// --- Each API's surface -------------------------------------------------------------------
+
+async fn get(
+    url: &str,
+    auth: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+) -> (u16, HeaderMap, Value) {
+    crate::tls::install_crypto_provider();
+    let client = reqwest::Client::new();
+    let response = auth(client.get(url)).send().await.expect("response");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let text = response.text().await.expect("body");
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("JSON ({e}): {text}"))
+    };
+    (status, headers, body)
+}
+
+fn zendesk_auth(request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    request.basic_auth(format!("{ZENDESK_EMAIL}/token"), Some(ZENDESK_API_TOKEN))
+}
+
+fn next_link(headers: &HeaderMap) -> Option<String> {
+    crate::sources::presets::next_link(headers).expect("a well-formed link header")
+}
+
+#[tokio::test]
+async fn every_api_refuses_wrong_credentials_in_its_own_shape() {
+    let sandbox = start().await;
+    let base = |kind: &str| base_url(sandbox.address, kind);
+    let (status, _, body) = get(
+        &format!("{}/api/v2/ticket_metrics", base("zendesk")),
+        |request| request.basic_auth("owner@demo-bakery.example", Some("wrong")),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("Couldn't authenticate you"))
+    );
+    let (status, _, body) = get(
+        &format!("{}/admin/api/2026-07/orders.json", base("shopify")),
+        |request| request.header("x-shopify-access-token", "shpat_wrong"),
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert!(
+        body["errors"]
+            .as_str()
+            .is_some_and(|text| text.contains("Invalid API key or access token"))
+    );
+    let (status, _, body) = get(
+        &format!("{}/api/v2/tickets", base("freshdesk")),
+        |request| request,
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("invalid_credentials"))
+    );
+    let (status, _, body) = get(
+        &format!("{}/api/v2/deals?api_token=wrong", base("pipedrive")),
+        |request| request,
+    )
+    .await;
+    assert_eq!((status, body["success"].as_bool()), (401, Some(false)));
+    let (status, _, body) = get(&format!("{}/v1/charges", base("stripe")), |request| {
+        request.bearer_auth("sk_test_wrong_key_0000")
+    })
+    .await;
+    assert_eq!(
+        (status, body["error"]["type"].as_str()),
+        (401, Some("invalid_request_error"))
+    );
+}
+
+#[tokio::test]
+async fn zendesk_export_pages_by_cursor_and_resumes_at_the_end() {
+    let sandbox = start().await;
+    let base = base_url(sandbox.address, "zendesk");
+    let data = ZendeskData::bakery(&Scenario::new(now(), 7));
+    let (tickets, metrics, ratings) = data.counts();
+    assert!((300..600).contains(&tickets), "{tickets} tickets");
+    assert_eq!(metrics, tickets);
+    assert!(ratings > 100, "{ratings} ratings");
+    let mut url =
+        format!("{base}/api/v2/incremental/tickets/cursor.json?start_time=0&per_page=100");
+    let mut seen = Vec::new();
+    let mut last_updated = 0;
+    let last_cursor = loop {
+        let (status, _, body) = get(&url, zendesk_auth).await;
+        assert_eq!(status, 200, "{body}");
+        for ticket in body["tickets"].as_array().expect("tickets") {
+            let updated = ticket["generated_timestamp"]
+                .as_i64()
+                .expect("generated_timestamp");
+            assert!(updated >= last_updated, "not in change order");
+            last_updated = updated;
+            seen.push(ticket["id"].as_i64().expect("id"));
+        }
+        let cursor = body["after_cursor"]
+            .as_str()
+            .expect("after_cursor")
+            .to_string();
+        if body["end_of_stream"] == true {
+            break cursor;
+        }
+        url = body["after_url"].as_str().expect("after_url").to_string();
+    };
+    assert_eq!(seen.len(), tickets);
+    assert_eq!(
+        seen.iter().collect::<HashSet<_>>().len(),
+        tickets,
+        "a ticket came twice"
+    );
+    // Resuming from the last cursor: nothing new, the same cursor, still the end.
+    let (_, _, body) = get(
+        &format!("{base}/api/v2/incremental/tickets/cursor.json?cursor={last_cursor}"),
+        zendesk_auth,
+    )
+    .await;
+    assert_eq!(body["tickets"].as_array().map(Vec::len), Some(0));
+    assert_eq!(body["after_cursor"].as_str(), Some(last_cursor.as_str()));
+    assert_eq!(body["end_of_stream"], true);
+    let (status, _, body) = get(
+        &format!("{base}/api/v2/ticket_metrics?page[size]=101"),
+        zendesk_auth,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("InvalidPaginationParameter"))
+    );
+}
+
+#[tokio::test]
+async fn zendesk_lists_follow_links_and_ratings_filter_by_start_time() {
+    let sandbox = start().await;
+    let base = base_url(sandbox.address, "zendesk");
+    let start_time = now().timestamp() - 90 * DAY;
+    let mut url = Some(format!(
+        "{base}/api/v2/satisfaction_ratings?page%5Bsize%5D=40&start_time={start_time}"
+    ));
+    let mut scores = Vec::new();
+    while let Some(next) = url.take() {
+        let (status, _, body) = get(&next, zendesk_auth).await;
+        assert_eq!(status, 200, "{body}");
+        for rating in body["satisfaction_ratings"].as_array().expect("ratings") {
+            let created =
+                parse_time(rating["created_at"].as_str().expect("created_at")).expect("time");
+            assert!(created >= start_time, "a rating before start_time");
+            scores.push(rating["score"].as_str().expect("score").to_string());
+        }
+        if body["meta"]["has_more"] == true {
+            url = body["links"]["next"].as_str().map(str::to_string);
+            assert!(url.is_some(), "has_more without links.next");
+        }
+    }
+    let good = scores.iter().filter(|score| *score == "good").count();
+    let bad = scores.iter().filter(|score| *score == "bad").count();
+    assert!(good > bad && bad > 0, "{good} good, {bad} bad");
+}
+
+#[tokio::test]
+async fn shopify_pages_through_link_headers_and_keeps_the_filters_in_page_info() {
+    let sandbox = start().await;
+    let base = base_url(sandbox.address, "shopify");
+    let auth = |request: reqwest::RequestBuilder| {
+        request.header("x-shopify-access-token", SHOPIFY_ACCESS_TOKEN)
+    };
+    let data = ShopifyData::bakery(&Scenario::new(now(), 7));
+    let since = lyon(now().timestamp() - 60 * DAY);
+    let first = format!(
+        "{base}/admin/api/2026-07/orders.json?{}",
+        query_string(&[
+            ("status", "any".into()),
+            ("limit", "50".into()),
+            ("updated_at_min", since.clone())
+        ])
+    );
+    let mut url = Some(first);
+    let mut ids = Vec::new();
+    let mut cancelled = 0;
+    while let Some(next) = url.take() {
+        let (status, headers, body) = get(&next, auth).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(headers["x-shopify-shop-api-call-limit"], "1/40");
+        for order in body["orders"].as_array().expect("orders") {
+            let updated =
+                parse_time(order["updated_at"].as_str().expect("updated_at")).expect("time");
+            assert!(
+                updated >= parse_time(&since).expect("since"),
+                "filter lost across pages"
+            );
+            ids.push(order["id"].as_i64().expect("id"));
+            cancelled += usize::from(!order["cancelled_at"].is_null());
+        }
+        url = next_link(&headers);
+    }
+    assert!(
+        ids.len() > 60 && ids.len() < data.len(),
+        "{} of {} orders",
+        ids.len(),
+        data.len()
+    );
+    assert!(
+        ids.windows(2).all(|pair| pair[0] > pair[1]),
+        "not newest first"
+    );
+    assert!(cancelled > 0, "no cancelled order in 60 days");
+    // Without status=any, only open orders; page_info refuses other filters.
+    let (_, headers, body) = get(
+        &format!("{base}/admin/api/2026-07/orders.json?limit=5"),
+        auth,
+    )
+    .await;
+    assert!(
+        body["orders"]
+            .as_array()
+            .expect("orders")
+            .iter()
+            .all(|order| order["closed_at"].is_null() && order["cancelled_at"].is_null())
+    );
+    if let Some(next) = next_link(&headers) {
+        let (status, _, _) = get(&format!("{next}&status=any"), auth).await;
+        assert_eq!(status, 400);
+    }
+    let (status, _, _) = get(
+        &format!("{base}/admin/api/2026-07/orders.json?limit=251"),
+        auth,
+    )
+    .await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn freshdesk_pages_by_number_and_lists_only_recent_tickets_without_updated_since() {
+    let sandbox = start().await;
+    let base = base_url(sandbox.address, "freshdesk");
+    let auth = |request: reqwest::RequestBuilder| request.basic_auth(FRESHDESK_API_KEY, Some("X"));
+    let data = FreshdeskData::bakery(&Scenario::new(now(), 7));
+    let (tickets, ratings) = data.counts();
+    assert!(
+        (150..350).contains(&tickets) && ratings > 40,
+        "{tickets} tickets, {ratings} ratings"
+    );
+    let mut url = Some(format!(
+        "{base}/api/v2/tickets?updated_since=1970-01-01T00:00:00Z&order_by=updated_at&order_type=asc&per_page=100"
+    ));
+    let mut seen = Vec::new();
+    while let Some(next) = url.take() {
+        let (status, headers, body) = get(&next, auth).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(headers.contains_key("x-ratelimit-remaining"));
+        seen.extend(body.as_array().expect("a bare array").iter().map(|ticket| {
+            ticket["updated_at"]
+                .as_str()
+                .expect("updated_at")
+                .to_string()
+        }));
+        url = next_link(&headers);
+    }
+    assert_eq!(seen.len(), tickets);
+    assert!(
+        seen.windows(2).all(|pair| pair[0] <= pair[1]),
+        "not oldest change first"
+    );
+    let (_, _, recent) = get(&format!("{base}/api/v2/tickets?per_page=100"), auth).await;
+    let recent = recent.as_array().expect("array").len();
+    assert!(
+        recent > 0 && recent < tickets / 4,
+        "{recent} tickets without updated_since"
+    );
+    let (status, _, body) = get(&format!("{base}/api/v2/tickets?per_page=101"), auth).await;
+    assert_eq!(
+        (status, body["errors"][0]["field"].as_str()),
+        (400, Some("per_page"))
+    );
+}
+
+#[tokio::test]
+async fn pipedrive_walks_deals_by_cursor_and_filters_by_update_time() {
+    let sandbox = start().await;
+    let base = base_url(sandbox.address, "pipedrive");
+    let data = PipedriveData::bakery(&Scenario::new(now(), 7));
+    let token = PIPEDRIVE_API_TOKEN;
+    let mut url = format!(
+        "{base}/api/v2/deals?limit=40&sort_by=update_time&sort_direction=asc&api_token={token}"
+    );
+    let mut deals = Vec::new();
+    loop {
+        let (status, _, body) = get(&url, |request| request).await;
+        assert_eq!(
+            (status, body["success"].as_bool()),
+            (200, Some(true)),
+            "{body}"
+        );
+        deals.extend(body["data"].as_array().expect("data").iter().cloned());
+        match body["additional_data"]["next_cursor"].as_str() {
+            Some(cursor) => {
+                url = format!(
+                    "{base}/api/v2/deals?limit=40&sort_by=update_time&sort_direction=asc&cursor={cursor}&api_token={token}"
+                )
+            }
+            None => break,
+        }
+    }
+    let statuses: Vec<&str> = deals
+        .iter()
+        .map(|deal| deal["status"].as_str().expect("status"))
+        .collect();
+    assert!(
+        statuses.len() > 150 && statuses.len() < data.len() + 1,
+        "{} deals",
+        statuses.len()
+    );
+    for wanted in ["won", "lost", "open"] {
+        assert!(statuses.contains(&wanted), "no {wanted} deal");
+    }
+    assert!(
+        !statuses.contains(&"deleted"),
+        "deleted deals are listed only on request"
+    );
+    let times: Vec<&str> = deals
+        .iter()
+        .map(|deal| deal["update_time"].as_str().expect("update_time"))
+        .collect();
+    assert!(
+        times.windows(2).all(|pair| pair[0] <= pair[1]),
+        "not by update_time"
+    );
+    let since = utc(now().timestamp() - 30 * DAY);
+    let (_, _, recent) = get(
+        &format!("{base}/api/v2/deals?limit=500&updated_since={since}"),
+        |request| request.header("x-api-token", token),
+    )
+    .await;
+    let recent = recent["data"].as_array().expect("data");
+    assert!(!recent.is_empty() && recent.len() < deals.len());
+    assert!(recent.iter().all(|deal| {
+        deal["update_time"]
+            .as_str()
+            .is_some_and(|time| time >= since.as_str())
+    }));
+}
+
+#[test]
+fn base64_round_trips_and_rejects_other_text() {
+    for text in ["", "a", "ab", "abc", "owner@demo-bakery.example/token:zd"] {
+        let encoded = base64_encode(text.as_bytes());
+        assert_eq!(base64_decode(&encoded).as_deref(), Some(text.as_bytes()));
+    }
+    assert_eq!(base64_encode(b"ab"), "YWI=");
+    assert_eq!(base64_decode("not base64!"), None);
+}
+
+#[test]
+fn the_scenario_is_busier_at_christmas_and_strained_two_months_back() {
+    let scenario = Scenario::new(now(), 7);
+    let december = Utc
+        .with_ymd_and_hms(2025, 12, 10, 12, 0, 0)
+        .single()
+        .expect("instant")
+        .timestamp();
+    let august = Utc
+        .with_ymd_and_hms(2025, 8, 13, 12, 0, 0)
+        .single()
+        .expect("instant")
+        .timestamp();
+    assert!(scenario.seasonality(december) > 2.0 * scenario.seasonality(august));
+    let shortage = scenario.now - 70 * DAY;
+    assert!(scenario.strain(shortage) > 1.0);
+    assert!(scenario.strain(scenario.now) < 0.5);
+    assert!(scenario.strain(scenario.start) < 0.1);
+    assert_eq!(scenario.days().count(), 365);
+}
