@@ -6,6 +6,7 @@ mod backfill;
 mod e2e;
 mod freshdesk;
 mod helpers;
+mod init;
 mod pipedrive;
 mod shopify;
 mod store;
