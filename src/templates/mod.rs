@@ -540,9 +540,20 @@ pub fn generate(
     let mut kinds: Vec<&'static Snippet> = Vec::new();
     for name in sources {
         let name = name.trim();
-        let kind = snippet(name).ok_or_else(|| InitError::UnknownKind {
-            name: name.to_string(),
-            known: known_kinds().join(", "),
+        let kind = snippet(name).ok_or_else(|| {
+            let later = SNIPPETS.iter().any(|snippet| snippet.kind == name);
+            InitError::UnknownKind {
+                name: name.to_string(),
+                known: format!(
+                    "{}{}",
+                    known_kinds().join(", "),
+                    if later {
+                        "; this build cannot sync it yet"
+                    } else {
+                        ""
+                    }
+                ),
+            }
         })?;
         if kinds.iter().any(|k| k.kind == kind.kind) {
             return Err(InitError::Sources(format!("names {name} twice")));
@@ -704,9 +715,8 @@ fn render(
     comment(
         &mut out,
         &format!(
-            "Starter scorecard for {}: {} template, from {}.\n\
+            "Starter scorecard: {} template, from {}.\n\
              Written by `scorekeeper init --template {} --sources {}` on {today}.",
-            template.scorecard,
             template.title,
             all_of(&names),
             template.name,
