@@ -2,6 +2,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::NaiveDate;
 
+use super::map::{Placed, components, layer};
 use super::*;
 use crate::config::{MeasureKind, Settings};
 
