@@ -4,7 +4,7 @@
 //! is unreachable); 2 bad configuration or usage.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -19,6 +19,7 @@ use crate::sources::engine::{Progress, ProgressFn, SyncOptions, Trigger};
 use crate::sources::http::{HttpClient, RetryPolicy};
 use crate::sources::presets;
 use crate::telemetry::LogFormat;
+use crate::templates;
 
 /// Keeps a Balanced Scorecard current: syncs SaaS data into measures and judges them against targets.
 #[derive(Debug, Parser)]
@@ -107,6 +108,21 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = SeriesFormat::Table)]
         format: SeriesFormat,
     },
+    /// Write a starter scorecard configuration for the sources named.
+    Init {
+        /// The starter: online-shop, subscription or services.
+        #[arg(long)]
+        template: String,
+        /// Source kinds, comma separated (stripe,shopify,zendesk,...).
+        #[arg(long, value_delimiter = ',', required = true)]
+        sources: Vec<String>,
+        /// Where to write it ("-" for stdout) [default: the --config path]
+        #[arg(long, value_name = "PATH")]
+        output: Option<PathBuf>,
+        /// Replace the file if it exists.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 /// How a command failed.
@@ -174,6 +190,17 @@ pub async fn execute(cli: Cli) -> Result<(), Failure> {
         Command::Demo => crate::demo::run(cli.config.as_deref()).await,
         Command::Sync { source, reconcile } => {
             sync(load(&cli)?, source.as_deref(), *reconcile).await
+        }
+        Command::Init {
+            template,
+            sources,
+            output,
+            force,
+        } => {
+            let path = output
+                .clone()
+                .unwrap_or_else(|| config::config_path(cli.config.as_deref()));
+            init(template, sources, &path, *force).await
         }
         Command::Backfill { source, since } => backfill(load(&cli)?, source, *since).await,
         Command::Check { connect } => check(load(&cli)?, *connect).await,
@@ -250,6 +277,69 @@ pub async fn execute(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
     }
+}
+
+/// `scorekeeper init`: writes the starter to `path` (stdout for `-`), never over an
+/// existing file unless `force`.
+async fn init(template: &str, sources: &[String], path: &Path, force: bool) -> Result<(), Failure> {
+    let today = chrono::Local::now().date_naive();
+    let starter = templates::generate(template, sources, today)
+        .map_err(|error| Failure::Usage(error.to_string()))?;
+    if path == Path::new("-") {
+        let mut out = std::io::stdout().lock();
+        out.write_all(starter.text.as_bytes())
+            .context("writing to stdout")?;
+        return Ok(());
+    }
+    if let Some(parent) = path
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+    {
+        tokio::fs::create_dir_all(parent)
+            .await
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    let mut options = tokio::fs::OpenOptions::new();
+    options.write(true);
+    if force {
+        options.create(true).truncate(true);
+    } else {
+        options.create_new(true);
+    }
+    let mut file = match options.open(path).await {
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(Failure::Usage(format!(
+                "{} exists already; pass --force to replace it, or --output PATH to write elsewhere",
+                path.display()
+            )));
+        }
+        other => other.with_context(|| format!("creating {}", path.display()))?,
+    };
+    {
+        use tokio::io::AsyncWriteExt;
+        file.write_all(starter.text.as_bytes())
+            .await
+            .with_context(|| format!("writing {}", path.display()))?;
+        file.flush()
+            .await
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    println!(
+        "wrote {}: {} measures, {} objectives from {}",
+        path.display(),
+        starter.measures,
+        starter.objectives,
+        sources.join(", ")
+    );
+    if !starter.env.is_empty() {
+        let names: Vec<&str> = starter.env.iter().map(|(name, _)| *name).collect();
+        println!("set {} (see the top of the file)", names.join(", "));
+    }
+    println!(
+        "replace the \"your-...\" placeholders, then run: scorekeeper check --config {}",
+        path.display()
+    );
+    Ok(())
 }
 
 fn show(value: Option<f64>) -> String {

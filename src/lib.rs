@@ -21,4 +21,5 @@ pub mod sources;
 pub mod status;
 pub mod store;
 pub mod telemetry;
+pub mod templates;
 pub mod tls;

@@ -9,6 +9,7 @@ mod e2e;
 mod freshdesk;
 mod helpers;
 mod hubspot;
+mod init;
 mod moodle;
 mod oauth;
 mod pipedrive;
