@@ -377,6 +377,65 @@ fn shipped_configurations_are_valid() {
     }
 }
 
+/// The commented source examples in the shipped file stay valid: uncommented, they load.
+#[test]
+fn the_commented_source_examples_are_valid() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/scorekeeper.toml");
+    let text = std::fs::read_to_string(&path).expect("shipped config");
+    let start = text
+        .find("# --- More sources")
+        .expect("the examples section");
+    let end = start + text[start..].find("\n\n").expect("the section ends");
+    let examples: String = text[start..end]
+        .lines()
+        .filter_map(|line| line.strip_prefix("# "))
+        .filter(|line| line.starts_with('[') || line.contains(" = "))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    let mut env = base_env();
+    for name in [
+        "HUBSPOT_ACCESS_TOKEN",
+        "QBO_REALM_ID",
+        "QBO_CLIENT_ID",
+        "QBO_CLIENT_SECRET",
+        "QBO_REFRESH_TOKEN",
+        "XERO_TENANT_ID",
+        "XERO_CLIENT_ID",
+        "XERO_CLIENT_SECRET",
+        "XERO_REFRESH_TOKEN",
+        "MOODLE_TOKEN",
+        "TALENTLMS_API_KEY",
+        "LMS_TOKEN",
+    ] {
+        env.insert(name.into(), "x".into());
+    }
+    let settings = load_str(
+        &format!("[scorecard]\nname = \"x\"\ntimezone = \"UTC\"\n{examples}"),
+        "examples",
+        &env,
+    )
+    .unwrap_or_else(|error| panic!("{error}\n{examples}"));
+    let mut kinds: Vec<&str> = settings
+        .sources
+        .values()
+        .map(|source| source.kind.as_str())
+        .collect();
+    kinds.sort_unstable();
+    assert_eq!(
+        kinds,
+        [
+            "csv",
+            "http",
+            "hubspot",
+            "moodle",
+            "quickbooks",
+            "talentlms",
+            "xero"
+        ]
+    );
+    assert_eq!(settings.sources.len(), 7, "{examples}");
+}
+
 /// A configuration with one CSV source whose settings are `settings`.
 fn csv_source(settings: &str) -> String {
     format!(

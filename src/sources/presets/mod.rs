@@ -2,8 +2,8 @@
 //! paging style, field names and documentation; it builds requests and cuts responses
 //! into records, and never loops, sleeps or does IO (the engine does).
 
-pub mod declarative;
 pub mod csv;
+pub mod declarative;
 pub mod freshdesk;
 pub mod hubspot;
 pub mod moodle;

@@ -712,10 +712,18 @@ mod tests {
             .parse_page(&source, "payments", &request, &HeaderMap::new(), auth)
             .expect_err("fault");
         assert!(error.unauthorized, "{}", error.detail);
-        assert!(QuickBooks.check_probe(&source, &HeaderMap::new(), auth).is_err());
         assert!(
             QuickBooks
-                .check_probe(&source, &HeaderMap::new(), br#"{"CompanyInfo":{"CompanyName":"x"}}"#)
+                .check_probe(&source, &HeaderMap::new(), auth)
+                .is_err()
+        );
+        assert!(
+            QuickBooks
+                .check_probe(
+                    &source,
+                    &HeaderMap::new(),
+                    br#"{"CompanyInfo":{"CompanyName":"x"}}"#
+                )
                 .is_ok()
         );
         let stale = br#"{"QueryResponse":{"Payment":[{"Id":"1","MetaData":{}}]}}"#;
