@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::app::{self, RunOptions, Services};
 use crate::config::{self, ConfigError, Settings};
 use crate::scorecard::{self, SeriesPoint};
+use crate::sources::SourceError;
 use crate::sources::engine::{Progress, ProgressFn, SyncOptions, Trigger};
 use crate::sources::http::{HttpClient, RetryPolicy};
 use crate::sources::presets;
@@ -553,6 +554,37 @@ async fn sync(settings: Settings, only: Option<&str>, reconcile: bool) -> Result
     }
 }
 
+/// What to fix when a source's probe fails in a way its message does not explain: an
+/// unreachable host or an address the API does not know usually means a wrong account
+/// setting.
+fn connect_hint(source: &crate::config::SourceConfig, error: &SourceError) -> Option<String> {
+    use crate::config::SourceKind;
+    let setting = match source.kind {
+        SourceKind::Zendesk => "subdomain",
+        SourceKind::Shopify => "shop",
+        SourceKind::Freshdesk | SourceKind::Talentlms => "domain",
+        SourceKind::Pipedrive => "company_domain",
+        SourceKind::QuickBooks => "realm_id",
+        SourceKind::Xero => "tenant_id",
+        SourceKind::Csv => "path or url",
+        _ => "base_url",
+    };
+    let host = source.base_url.host_str().unwrap_or("the API");
+    match error {
+        SourceError::RetriesExhausted { last, .. } => connect_hint(source, last),
+        SourceError::Transient { .. } => Some(format!(
+            "cannot reach {host}: check {setting} (and base_url if set) and the network"
+        )),
+        SourceError::Http { status: 404, .. } => Some(format!(
+            "{host} does not know this address: check {setting} (and base_url if set)"
+        )),
+        SourceError::Malformed { .. } => Some(format!(
+            "{host} answered with something that is not this API: check {setting} (and base_url if set)"
+        )),
+        _ => None,
+    }
+}
+
 async fn check(settings: Settings, connect: bool) -> Result<(), Failure> {
     println!(
         "configuration ok: {} source(s), {} measure(s), {} objective(s); database {}",
@@ -607,7 +639,10 @@ async fn check(settings: Settings, connect: bool) -> Result<(), Failure> {
             Ok(()) => println!("{}: ok", source.name),
             Err(error) => {
                 failed += 1;
-                println!("{}: FAILED: {error}", source.name);
+                let hint = connect_hint(source, &error)
+                    .map(|hint| format!("; {hint}"))
+                    .unwrap_or_default();
+                println!("{}: FAILED: {error}{hint}", source.name);
             }
         }
     }

@@ -442,3 +442,59 @@ async fn backfill_prints_progress_per_stream_and_names_unknown_sources() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn check_connect_says_which_account_setting_to_fix() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // A Zendesk answering 404 (a wrong subdomain lands on someone else's help center or
+    // none), and a Pipedrive host that does not answer at all.
+    let zendesk = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(404).set_body_string("Not Found"))
+        .mount(&zendesk)
+        .await;
+    let config = write_config(
+        &dir,
+        &format!(
+            r#"
+[database]
+url = "sqlite://{}/sk.db"
+
+[scorecard]
+name = "Check"
+timezone = "UTC"
+
+[sources.support]
+kind = "zendesk"
+schedule = "0 0 * * * *"
+subdomain = "acme"
+base_url = "{}"
+email = "agent@example.com"
+api_token = "${{TEST_STRIPE_KEY}}"
+
+[sources.crm]
+kind = "pipedrive"
+schedule = "0 0 * * * *"
+company_domain = "acme"
+base_url = "http://127.0.0.1:9"
+api_token = "${{TEST_STRIPE_KEY}}"
+"#,
+            dir.path().display(),
+            zendesk.uri()
+        ),
+    );
+    let (code, stdout, stderr) =
+        scorekeeper(&config, "secret-token-5555", &["check", "--connect"]).await;
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("support: FAILED: HTTP 404")
+            && stdout.contains("127.0.0.1 does not know this address: check subdomain"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("crm: FAILED:")
+            && stdout.contains("cannot reach 127.0.0.1: check company_domain"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("secret-token-5555") && !stderr.contains("secret-token-5555"));
+}
