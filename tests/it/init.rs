@@ -143,6 +143,13 @@ async fn init_with_missing_sources_is_a_usage_error_naming_them() {
 /// The records of a recorded page: the array itself, or the list inside the envelope.
 fn records_of(relative: &str) -> Vec<serde_json::Map<String, Value>> {
     let page: Value = serde_json::from_str(&fixture(relative)).expect("fixture is JSON");
+    // QuickBooks wraps its query answers once more.
+    let page = match page {
+        Value::Object(mut envelope) if envelope.contains_key("QueryResponse") => {
+            envelope.remove("QueryResponse").expect("checked")
+        }
+        page => page,
+    };
     let list = match page {
         Value::Array(items) => items,
         Value::Object(mut envelope) => [
@@ -151,6 +158,11 @@ fn records_of(relative: &str) -> Vec<serde_json::Map<String, Value>> {
             "tickets",
             "ticket_metrics",
             "satisfaction_ratings",
+            "results",
+            "Invoices",
+            "Payments",
+            "Invoice",
+            "Payment",
         ]
         .iter()
         .find_map(|key| match envelope.remove(*key) {
@@ -205,12 +217,31 @@ fn starter_measures_read_the_recorded_api_objects() {
             ("freshdesk", "satisfaction_ratings"),
             vec!["freshdesk/satisfaction_ratings.json"],
         ),
+        (
+            ("hubspot", "deals"),
+            vec!["hubspot/deals_page_1.json", "hubspot/deals_page_2.json"],
+        ),
+        (
+            ("quickbooks", "invoices"),
+            vec![
+                "quickbooks/invoices_page_1.json",
+                "quickbooks/invoices_changed.json",
+            ],
+        ),
+        (("quickbooks", "payments"), vec!["quickbooks/payments.json"]),
+        (
+            ("xero", "invoices"),
+            vec!["xero/invoices_page_1.json", "xero/invoices_page_2.json"],
+        ),
+        (("xero", "payments"), vec!["xero/payments.json"]),
     ]);
     let starters = [
         ("online-shop", "shopify,stripe,zendesk"),
         ("online-shop", "stripe,freshdesk"),
         ("subscription", "stripe,zendesk"),
         ("services", "pipedrive,freshdesk"),
+        ("services", "hubspot,quickbooks,zendesk"),
+        ("subscription", "stripe,xero,freshdesk"),
     ];
     let today = chrono::NaiveDate::from_ymd_opt(2026, 3, 15).expect("valid date");
     let mut found: BTreeMap<String, usize> = BTreeMap::new();
@@ -245,8 +276,9 @@ fn starter_measures_read_the_recorded_api_objects() {
             }
         }
     }
-    // The recordings hold no cancelled or refunded orders, no solved Zendesk tickets and
-    // no escalated resolved Freshdesk ticket: those measures legitimately find nothing.
+    // The recordings hold no cancelled or refunded orders, no solved Zendesk tickets, no
+    // escalated resolved Freshdesk ticket and no Xero bill: those measures legitimately
+    // find nothing.
     let nothing_to_find = [
         "shopify_cancelled_orders",
         "shopify_refunded_orders",
@@ -255,6 +287,7 @@ fn starter_measures_read_the_recorded_api_objects() {
         "zendesk_solved_tickets",
         "zendesk_solved_by_one_agent",
         "freshdesk_resolved_escalated",
+        "xero_bills",
     ];
     let empty: Vec<&String> = found
         .iter()
