@@ -2,14 +2,15 @@
 //! through every API the demo configuration reads, each as the real API behaves.
 //!
 //! Each API is one child module beside the others (`stripe`, `zendesk`, `shopify`,
-//! `freshdesk`, `pipedrive`), mounted under `/{kind}` (so a source's `base_url` is
+//! `freshdesk`, `pipedrive`, `moodle`, `talentlms`), mounted under `/{kind}` (so a source's `base_url` is
 //! `http://127.0.0.1:PORT/{kind}`, see [`base_url`]). A module owns its data (generated from
 //! the shared [`Scenario`]: the bakery's last 12 months before `now`, from one seed), its
 //! endpoints, its authentication check and its error shapes; it registers itself with one
 //! line in [`APIS`]. Adding an API later is one new module and one line there.
 //!
 //! This root holds what the modules share: the scenario (calendar, seasonality, the support
-//! team's strain over the year), people's names, time formatting, base64 (Basic
+//! team's strain over the year), people's names (and, in `staff`, the bakery's team, which
+//! the training APIs share), time formatting, base64 (Basic
 //! authentication and opaque cursors), constant-time comparison, and JSON responses.
 //! Nothing here reads a clock (`now` comes in) or spawns a task: [`serve`] runs on the
 //! caller's task until its token is cancelled.
@@ -18,11 +19,15 @@
 // built once per refused request, so its size does not matter.
 #[allow(clippy::result_large_err)]
 pub mod freshdesk;
+pub mod moodle;
 #[allow(clippy::result_large_err)]
 pub mod pipedrive;
 #[allow(clippy::result_large_err)]
 pub mod shopify;
+pub mod staff;
 pub mod stripe;
+#[allow(clippy::result_large_err)]
+pub mod talentlms;
 #[cfg(test)]
 mod tests;
 #[allow(clippy::result_large_err)]
@@ -53,6 +58,10 @@ pub const SHOPIFY_ACCESS_TOKEN: &str = "shpat_scorekeeper_demo";
 pub const FRESHDESK_API_KEY: &str = "fd_scorekeeper_demo_key";
 /// The Pipedrive API token the sandbox accepts.
 pub const PIPEDRIVE_API_TOKEN: &str = "pd_scorekeeper_demo_token";
+/// The Moodle web service token the sandbox accepts (32 hex digits, like Moodle's own).
+pub const MOODLE_TOKEN: &str = "de70000000000000000000000000cafe";
+/// The TalentLMS API key the sandbox accepts.
+pub const TALENTLMS_API_KEY: &str = "tl_scorekeeper_demo_key";
 
 /// One sandboxed API: the source `kind` it imitates (also its path prefix) and how its
 /// router is built for a scenario.
@@ -64,7 +73,7 @@ pub struct Api {
 }
 
 /// Every API the sandbox serves.
-pub const APIS: [Api; 5] = [
+pub const APIS: [Api; 7] = [
     Api {
         kind: "stripe",
         router: stripe_router,
@@ -84,6 +93,14 @@ pub const APIS: [Api; 5] = [
     Api {
         kind: "pipedrive",
         router: pipedrive::router,
+    },
+    Api {
+        kind: "moodle",
+        router: moodle::router,
+    },
+    Api {
+        kind: "talentlms",
+        router: talentlms::router,
     },
 ];
 
