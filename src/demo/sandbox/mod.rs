@@ -2,16 +2,17 @@
 //! through every API the demo configuration reads, each as the real API behaves.
 //!
 //! Each API is one child module beside the others (`stripe`, `zendesk`, `shopify`,
-//! `freshdesk`, `pipedrive`, `moodle`, `talentlms`), mounted under `/{kind}` (so a source's `base_url` is
-//! `http://127.0.0.1:PORT/{kind}`, see [`base_url`]). A module owns its data (generated from
-//! the shared [`Scenario`]: the bakery's last 12 months before `now`, from one seed), its
-//! endpoints, its authentication check and its error shapes; it registers itself with one
-//! line in [`APIS`]. Adding an API later is one new module and one line there.
+//! `freshdesk`, `pipedrive`, `moodle`, `talentlms`), mounted under `/{kind}` (so a source's
+//! `base_url` is `http://127.0.0.1:PORT/{kind}`, see [`base_url`]). A module owns its data
+//! (generated from the shared [`Scenario`]: the bakery's last 12 months before `now`, from
+//! one seed), its endpoints, its authentication check and its error shapes; it registers
+//! itself with one line in [`APIS`]. Adding an API later is one new module and one line
+//! there.
 //!
-//! This root holds what the modules share: the scenario (calendar, seasonality, the support
-//! team's strain over the year), people's names (and, in `staff`, the bakery's team, which
-//! the training APIs share), time formatting, base64 (Basic
-//! authentication and opaque cursors), constant-time comparison, and JSON responses.
+//! This root holds what the modules share: the scenario (calendar, seasonality, the team's
+//! strain over the year), people's names (and, in `staff`, the bakery's team, which the
+//! training APIs share), time formatting, base64 (Basic authentication and opaque cursors),
+//! constant-time comparison, and JSON responses.
 //! Nothing here reads a clock (`now` comes in) or spawns a task: [`serve`] runs on the
 //! caller's task until its token is cancelled.
 
@@ -207,9 +208,9 @@ impl Scenario {
         month * weekday
     }
 
-    /// How stretched the support team is at `time`, 0 (calm) to about 1.3: a slow drift up
-    /// over the year, and a staff shortage around 70 days before `now`. Reply and
-    /// resolution times grow with it, satisfaction drops, more tickets are re-opened.
+    /// How stretched the team is at `time`, 0 (calm) to about 1.3: a slow drift up over the
+    /// year, and a staff shortage around 70 days before `now`. Reply and resolution times
+    /// grow with it, satisfaction drops, more tickets are re-opened, training lags.
     pub fn strain(&self, time: i64) -> f64 {
         let days_ago = (self.now - time) as f64 / DAY as f64;
         let shortage = (-((days_ago - 70.0) / 22.0).powi(2)).exp();

@@ -904,8 +904,16 @@ async fn talentlms_serves_courses_with_their_users_and_counts_calls_against_the_
         .ok()
         .and_then(|text| text.parse().ok())
         .expect("remaining");
-    assert_eq!(remaining, first_remaining - 1, "each call counts");
-    assert!(headers.contains_key("x-ratelimit-reset"));
+    let reset = |headers: &HeaderMap| {
+        headers["x-ratelimit-reset"]
+            .to_str()
+            .ok()
+            .map(str::to_string)
+    };
+    // Unless the hour turned between the two calls, each call counts.
+    if reset(&headers) == Some(limits["reset"].as_str().unwrap_or_default().to_string()) {
+        assert_eq!(remaining, first_remaining - 1, "each call counts");
+    }
     let courses = courses.as_array().expect("a list");
     assert_eq!(courses.len(), 4);
     assert!(courses.iter().all(|course| course.get("users").is_none()));

@@ -230,8 +230,6 @@ const COURSES: [CourseDef; 8] = [
 /// One enrolled user of a course: a tracked learner with a completion status, or the
 /// teacher (not tracked: `usernotenroled`).
 pub struct Enrolment {
-    /// The user id.
-    pub user: i64,
     /// The answer of `core_completion_get_course_completion_status` for a learner in a
     /// course with criteria; `None` for the teacher and in courses without criteria.
     pub status: Option<String>,
@@ -422,7 +420,6 @@ impl MoodleData {
             enrolled.insert(
                 ADMIN_ID,
                 Enrolment {
-                    user: ADMIN_ID,
                     status: None,
                     tracked: false,
                 },
@@ -446,7 +443,6 @@ impl MoodleData {
                 enrolled.insert(
                     staff_id(member),
                     Enrolment {
-                        user: staff_id(member),
                         status,
                         tracked: true,
                     },
