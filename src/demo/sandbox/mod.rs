@@ -2,15 +2,17 @@
 //! through every API the demo configuration reads, each as the real API behaves.
 //!
 //! Each API is one child module beside the others (`stripe`, `zendesk`, `shopify`,
-//! `freshdesk`, `pipedrive`), mounted under `/{kind}` (so a source's `base_url` is
-//! `http://127.0.0.1:PORT/{kind}`, see [`base_url`]). A module owns its data (generated from
-//! the shared [`Scenario`]: the bakery's last 12 months before `now`, from one seed), its
-//! endpoints, its authentication check and its error shapes; it registers itself with one
-//! line in [`APIS`]. Adding an API later is one new module and one line there.
+//! `freshdesk`, `pipedrive`, `moodle`, `talentlms`), mounted under `/{kind}` (so a source's
+//! `base_url` is `http://127.0.0.1:PORT/{kind}`, see [`base_url`]). A module owns its data
+//! (generated from the shared [`Scenario`]: the bakery's last 12 months before `now`, from
+//! one seed), its endpoints, its authentication check and its error shapes; it registers
+//! itself with one line in [`APIS`]. Adding an API later is one new module and one line
+//! there.
 //!
-//! This root holds what the modules share: the scenario (calendar, seasonality, the support
-//! team's strain over the year), people's names, time formatting, base64 (Basic
-//! authentication and opaque cursors), constant-time comparison, and JSON responses.
+//! This root holds what the modules share: the scenario (calendar, seasonality, the team's
+//! strain over the year), people's names (and, in `staff`, the bakery's team, which the
+//! training APIs share), time formatting, base64 (Basic authentication and opaque cursors),
+//! constant-time comparison, and JSON responses.
 //! Nothing here reads a clock (`now` comes in) or spawns a task: [`serve`] runs on the
 //! caller's task until its token is cancelled.
 
@@ -18,11 +20,15 @@
 // built once per refused request, so its size does not matter.
 #[allow(clippy::result_large_err)]
 pub mod freshdesk;
+pub mod moodle;
 #[allow(clippy::result_large_err)]
 pub mod pipedrive;
 #[allow(clippy::result_large_err)]
 pub mod shopify;
+pub mod staff;
 pub mod stripe;
+#[allow(clippy::result_large_err)]
+pub mod talentlms;
 #[cfg(test)]
 mod tests;
 #[allow(clippy::result_large_err)]
@@ -53,6 +59,10 @@ pub const SHOPIFY_ACCESS_TOKEN: &str = "shpat_scorekeeper_demo";
 pub const FRESHDESK_API_KEY: &str = "fd_scorekeeper_demo_key";
 /// The Pipedrive API token the sandbox accepts.
 pub const PIPEDRIVE_API_TOKEN: &str = "pd_scorekeeper_demo_token";
+/// The Moodle web service token the sandbox accepts (32 hex digits, like Moodle's own).
+pub const MOODLE_TOKEN: &str = "de70000000000000000000000000cafe";
+/// The TalentLMS API key the sandbox accepts.
+pub const TALENTLMS_API_KEY: &str = "tl_scorekeeper_demo_key";
 
 /// One sandboxed API: the source `kind` it imitates (also its path prefix) and how its
 /// router is built for a scenario.
@@ -64,7 +74,7 @@ pub struct Api {
 }
 
 /// Every API the sandbox serves.
-pub const APIS: [Api; 5] = [
+pub const APIS: [Api; 7] = [
     Api {
         kind: "stripe",
         router: stripe_router,
@@ -84,6 +94,14 @@ pub const APIS: [Api; 5] = [
     Api {
         kind: "pipedrive",
         router: pipedrive::router,
+    },
+    Api {
+        kind: "moodle",
+        router: moodle::router,
+    },
+    Api {
+        kind: "talentlms",
+        router: talentlms::router,
     },
 ];
 
@@ -190,9 +208,9 @@ impl Scenario {
         month * weekday
     }
 
-    /// How stretched the support team is at `time`, 0 (calm) to about 1.3: a slow drift up
-    /// over the year, and a staff shortage around 70 days before `now`. Reply and
-    /// resolution times grow with it, satisfaction drops, more tickets are re-opened.
+    /// How stretched the team is at `time`, 0 (calm) to about 1.3: a slow drift up over the
+    /// year, and a staff shortage around 70 days before `now`. Reply and resolution times
+    /// grow with it, satisfaction drops, more tickets are re-opened, training lags.
     pub fn strain(&self, time: i64) -> f64 {
         let days_ago = (self.now - time) as f64 / DAY as f64;
         let shortage = (-((days_ago - 70.0) / 22.0).powi(2)).exp();

@@ -9,8 +9,10 @@ use chrono::TimeZone;
 use serde_json::Value;
 
 use super::freshdesk::FreshdeskData;
+use super::moodle::MoodleData;
 use super::pipedrive::PipedriveData;
 use super::shopify::ShopifyData;
+use super::talentlms::TalentlmsData;
 use super::zendesk::ZendeskData;
 use super::*;
 use crate::app::Services;
@@ -160,6 +162,16 @@ async fn pipedrive_syncs_and_feeds_the_demo_measures() {
 }
 
 #[tokio::test]
+async fn moodle_syncs_and_feeds_the_demo_measures() {
+    syncs_and_feeds_measures("moodle").await;
+}
+
+#[tokio::test]
+async fn talentlms_syncs_and_feeds_the_demo_measures() {
+    syncs_and_feeds_measures("talentlms").await;
+}
+
+#[tokio::test]
 async fn the_whole_demo_syncs_and_every_measure_has_values_in_a_mix_of_statuses() {
     let sandbox = start().await;
     let dir = tempfile::tempdir().expect("temp dir");
@@ -297,6 +309,28 @@ async fn every_api_refuses_wrong_credentials_in_its_own_shape() {
     )
     .await;
     assert_eq!((status, body["success"].as_bool()), (401, Some(false)));
+    // Moodle refuses with HTTP 200 and its exception object.
+    let (status, _, body) = get(
+        &format!(
+            "{}/webservice/rest/server.php?wstoken=wrong&wsfunction=core_course_get_courses&moodlewsrestformat=json",
+            base("moodle")
+        ),
+        |request| request,
+    )
+    .await;
+    assert_eq!(
+        (status, body["errorcode"].as_str()),
+        (200, Some("invalidtoken"))
+    );
+    let (status, _, body) = get(
+        &format!("{}/api/v1/courses", base("talentlms")),
+        |request| request.basic_auth("tl_wrong_key", Some("")),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["message"].as_str()),
+        (401, Some("Invalid API key provided"))
+    );
     let (status, _, body) = get(&format!("{}/v1/charges", base("stripe")), |request| {
         request.bearer_auth("sk_test_wrong_key_0000")
     })
@@ -606,4 +640,332 @@ fn the_scenario_is_busier_at_christmas_and_strained_two_months_back() {
     assert!(scenario.strain(scenario.now) < 0.5);
     assert!(scenario.strain(scenario.start) < 0.1);
     assert_eq!(scenario.days().count(), 365);
+}
+
+/// A Moodle web service call of `function` with the sandbox's token and `params`.
+fn moodle_call(base: &str, function: &str, params: &[(&str, String)]) -> String {
+    let mut pairs = vec![
+        ("wstoken", MOODLE_TOKEN.to_string()),
+        ("wsfunction", function.to_string()),
+        ("moodlewsrestformat", "json".to_string()),
+    ];
+    pairs.extend(params.iter().cloned());
+    format!("{base}/webservice/rest/server.php?{}", query_string(&pairs))
+}
+
+async fn moodle_get(url: &str) -> Value {
+    let (status, _, body) = get(url, |request| request).await;
+    assert_eq!(status, 200, "Moodle answers every call with 200: {body}");
+    body
+}
+
+/// The enrolled-users options the preset sends, from `from`, `number` at a time.
+fn users_page(
+    course: i64,
+    from: usize,
+    number: usize,
+    fields: &str,
+) -> Vec<(&'static str, String)> {
+    vec![
+        ("courseid", course.to_string()),
+        ("options[0][name]", "limitfrom".into()),
+        ("options[0][value]", from.to_string()),
+        ("options[1][name]", "limitnumber".into()),
+        ("options[1][value]", number.to_string()),
+        ("options[2][name]", "userfields".into()),
+        ("options[2][value]", fields.into()),
+        ("options[3][name]", "sortby".into()),
+        ("options[3][value]", "id".into()),
+        ("options[4][name]", "sortdirection".into()),
+        ("options[4][value]", "ASC".into()),
+    ]
+}
+
+#[tokio::test]
+async fn moodle_answers_the_preset_s_functions_with_errors_in_200_bodies() {
+    let sandbox = start().await;
+    let base = base_url(sandbox.address, "moodle");
+    let info = moodle_get(&moodle_call(&base, "core_webservice_get_site_info", &[])).await;
+    let functions: Vec<&str> = info["functions"]
+        .as_array()
+        .expect("functions")
+        .iter()
+        .filter_map(|function| function["name"].as_str())
+        .collect();
+    for wanted in [
+        "core_course_get_courses",
+        "core_enrol_get_enrolled_users",
+        "core_completion_get_course_completion_status",
+    ] {
+        assert!(functions.contains(&wanted), "the service lacks {wanted}");
+    }
+    let courses = moodle_get(&moodle_call(&base, "core_course_get_courses", &[])).await;
+    let courses = courses.as_array().expect("a list of courses");
+    assert_eq!(courses[0]["format"], "site", "the front page is listed");
+    assert!(
+        courses
+            .iter()
+            .any(|course| course["enablecompletion"] == 0 && course["format"] != "site"),
+        "a course with completion off"
+    );
+    let only = moodle_get(&moodle_call(
+        &base,
+        "core_course_get_courses",
+        &[("options[ids][0]", "6".into())],
+    ))
+    .await;
+    assert_eq!(only[0]["fullname"], "New-hire onboarding");
+    assert_eq!(only.as_array().map(Vec::len), Some(1));
+
+    // Paging: pages of 4 ids cover every enrolled user once, in id order.
+    let course = super::moodle::FOOD_HYGIENE;
+    let all = moodle_get(&moodle_call(
+        &base,
+        "core_enrol_get_enrolled_users",
+        &[("courseid", course.to_string())],
+    ))
+    .await;
+    let all = all.as_array().expect("users");
+    assert!(all.len() > 20, "{} enrolled", all.len());
+    assert!(all[0]["roles"].is_array() && all[0]["fullname"].is_string());
+    let mut paged = Vec::new();
+    for from in (0..).step_by(4) {
+        let page = moodle_get(&moodle_call(
+            &base,
+            "core_enrol_get_enrolled_users",
+            &users_page(course, from, 4, "id"),
+        ))
+        .await;
+        let page = page.as_array().expect("users").clone();
+        assert!(page.len() <= 4);
+        for user in &page {
+            assert_eq!(user.as_object().map(|user| user.len()), Some(1), "{user}");
+            paged.push(user["id"].as_i64().expect("id"));
+        }
+        if page.len() < 4 {
+            break;
+        }
+    }
+    let ids: Vec<i64> = all.iter().filter_map(|user| user["id"].as_i64()).collect();
+    assert_eq!(paged, ids);
+    assert!(paged.windows(2).all(|pair| pair[0] < pair[1]));
+
+    // Completion status: a learner, the teacher, a course without criteria, completion off.
+    let status = moodle_get(&moodle_call(
+        &base,
+        "core_completion_get_course_completion_status",
+        &[
+            ("courseid", course.to_string()),
+            ("userid", ids[1].to_string()),
+        ],
+    ))
+    .await;
+    assert!(
+        status["completionstatus"]["completions"].is_array(),
+        "{status}"
+    );
+    let error = |body: &Value| body["errorcode"].as_str().map(str::to_string);
+    let teacher = moodle_get(&moodle_call(
+        &base,
+        "core_completion_get_course_completion_status",
+        &[("courseid", course.to_string()), ("userid", "2".into())],
+    ))
+    .await;
+    assert_eq!(error(&teacher).as_deref(), Some("usernotenroled"));
+    let workshop = super::moodle::WORKSHOP;
+    let learner = moodle_get(&moodle_call(
+        &base,
+        "core_enrol_get_enrolled_users",
+        &users_page(workshop, 1, 1, "id"),
+    ))
+    .await;
+    let learner = learner[0]["id"]
+        .as_i64()
+        .expect("a learner in the workshop");
+    let none = moodle_get(&moodle_call(
+        &base,
+        "core_completion_get_course_completion_status",
+        &[
+            ("courseid", workshop.to_string()),
+            ("userid", learner.to_string()),
+        ],
+    ))
+    .await;
+    assert_eq!(error(&none).as_deref(), Some("nocriteriaset"));
+    let off = moodle_get(&moodle_call(
+        &base,
+        "core_completion_get_course_completion_status",
+        &[("courseid", "8".into()), ("userid", learner.to_string())],
+    ))
+    .await;
+    assert_eq!(error(&off).as_deref(), Some("cannotviewreport"));
+
+    // Other errors, still HTTP 200.
+    for (function, params, code) in [
+        ("core_user_get_users", vec![], "accessexception"),
+        ("core_no_such_function", vec![], "invalidrecord"),
+        (
+            "core_enrol_get_enrolled_users",
+            vec![("courseid", "999".to_string())],
+            "invalidrecord",
+        ),
+        (
+            "core_completion_get_course_completion_status",
+            vec![("courseid", "2".to_string())],
+            "invalidparameter",
+        ),
+    ] {
+        let body = moodle_get(&moodle_call(&base, function, &params)).await;
+        assert_eq!(error(&body).as_deref(), Some(code), "{function}: {body}");
+    }
+    let mut sort = users_page(course, 0, 5, "id");
+    sort[8].1 = "email".into();
+    let body = moodle_get(&moodle_call(&base, "core_enrol_get_enrolled_users", &sort)).await;
+    assert_eq!(error(&body).as_deref(), Some("invalidparameter"));
+
+    // Without moodlewsrestformat, Moodle answers in XML.
+    let client = reqwest::Client::new();
+    let xml = client
+        .get(format!(
+            "{base}/webservice/rest/server.php?wstoken=wrong&wsfunction=core_course_get_courses"
+        ))
+        .send()
+        .await
+        .expect("response")
+        .text()
+        .await
+        .expect("body");
+    assert!(xml.contains("<ERRORCODE>invalidtoken</ERRORCODE>"), "{xml}");
+}
+
+#[test]
+fn moodle_completions_lag_while_the_shop_is_short_staffed() {
+    let scenario = Scenario::new(now(), 7);
+    let data = MoodleData::bakery(&scenario);
+    let (statuses, completed) = data.counts();
+    assert!(
+        (90..250).contains(&statuses) && completed * 10 > statuses * 7 && completed < statuses,
+        "{completed} of {statuses} completed"
+    );
+    // Onboarding: longer for people who started during the shortage than in calm times.
+    let course = data.course(super::moodle::ONBOARDING).expect("onboarding");
+    let mut calm = Vec::new();
+    let mut strained = Vec::new();
+    for enrolment in course.enrolled.values() {
+        let Some(status) = &enrolment.status else {
+            continue;
+        };
+        let status: Value = serde_json::from_str(status).expect("JSON");
+        let steps = &status["completionstatus"]["completions"];
+        let (Some(first), Some(last)) = (
+            steps[0]["timecompleted"].as_i64(),
+            steps[1]["timecompleted"].as_i64(),
+        ) else {
+            continue;
+        };
+        let days = (last - first) as f64 / DAY as f64;
+        if scenario.strain(first) > 0.7 {
+            strained.push(days);
+        } else if first < scenario.start {
+            calm.push(days);
+        }
+    }
+    let mean = |days: &[f64]| days.iter().sum::<f64>() / days.len().max(1) as f64;
+    assert!(
+        !strained.is_empty() && calm.len() > 10,
+        "{strained:?} {calm:?}"
+    );
+    assert!(
+        mean(&strained) > 1.5 * mean(&calm),
+        "strained {strained:?}, calm {calm:?}"
+    );
+}
+
+#[tokio::test]
+async fn talentlms_serves_courses_with_their_users_and_counts_calls_against_the_hour() {
+    let sandbox = start().await;
+    let base = base_url(sandbox.address, "talentlms");
+    let auth = |request: reqwest::RequestBuilder| request.basic_auth(TALENTLMS_API_KEY, Some(""));
+    let (status, headers, limits) = get(&format!("{base}/api/v1/ratelimit"), auth).await;
+    assert_eq!(status, 200, "{limits}");
+    assert_eq!(limits["limit"], "2000");
+    let first_remaining: u32 = limits["remaining"]
+        .as_str()
+        .and_then(|text| text.parse().ok())
+        .expect("remaining");
+    assert_eq!(
+        headers["x-ratelimit-remaining"].to_str().ok(),
+        Some(first_remaining.to_string().as_str())
+    );
+    let (status, headers, courses) = get(&format!("{base}/api/v1/courses"), auth).await;
+    assert_eq!(status, 200);
+    let remaining: u32 = headers["x-ratelimit-remaining"]
+        .to_str()
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .expect("remaining");
+    let reset = |headers: &HeaderMap| {
+        headers["x-ratelimit-reset"]
+            .to_str()
+            .ok()
+            .map(str::to_string)
+    };
+    // Unless the hour turned between the two calls, each call counts.
+    if reset(&headers) == Some(limits["reset"].as_str().unwrap_or_default().to_string()) {
+        assert_eq!(remaining, first_remaining - 1, "each call counts");
+    }
+    let courses = courses.as_array().expect("a list");
+    assert_eq!(courses.len(), 4);
+    assert!(courses.iter().all(|course| course.get("users").is_none()));
+    let mut learners = 0;
+    let mut completed = 0;
+    for course in courses {
+        let id = course["id"].as_str().expect("a string id");
+        let (status, _, full) = get(&format!("{base}/api/v1/courses/id:{id}"), auth).await;
+        assert_eq!(status, 200);
+        for user in full["users"].as_array().expect("users") {
+            for field in [
+                "id",
+                "name",
+                "role",
+                "enrolled_on",
+                "enrolled_on_timestamp",
+                "completed_on",
+                "completed_on_timestamp",
+                "completion_percentage",
+                "total_time",
+            ] {
+                assert!(user.get(field).is_some(), "{field} missing: {user}");
+            }
+            if user["role"] == "learner" {
+                learners += 1;
+                let done = user["completed_on_timestamp"].is_string();
+                completed += usize::from(done);
+                assert_eq!(done, user["completion_percentage"] == "100", "{user}");
+                assert_eq!(done, user["completed_on"] != "", "{user}");
+            }
+        }
+    }
+    assert!(
+        learners > 40 && completed < learners && completed > learners / 2,
+        "{completed} of {learners}"
+    );
+    assert_eq!(
+        learners,
+        TalentlmsData::bakery(&Scenario::new(now(), 7))
+            .learners()
+            .len()
+    );
+    let (status, _, body) = get(&format!("{base}/api/v1/courses/id:999"), auth).await;
+    assert_eq!(
+        (status, body["error"]["type"].as_str()),
+        (404, Some("invalid_request_error"))
+    );
+    let (status, _, body) = get(&format!("{base}/api/v1/courses/name:bread"), auth).await;
+    assert_eq!(
+        (status, body["error"]["message"].as_str()),
+        (400, Some("Invalid arguments provided"))
+    );
+    let (status, _, _) = get(&format!("{base}/api/v1/courses"), |request| request).await;
+    assert_eq!(status, 401, "no key");
 }
