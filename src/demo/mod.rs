@@ -1,8 +1,8 @@
 //! `scorekeeper demo`: the real daemon against built-in sandbox APIs on loopback.
 //!
 //! The sandbox ([`sandbox`]) serves a bakery's last 12 months through every API it imitates
-//! (Stripe, Zendesk, Shopify, Freshdesk, Pipedrive, Moodle, TalentLMS), each under its own
-//! path prefix on one loopback server. The demo configuration (`config/demo.toml`, embedded in the binary) is
+//! (Stripe, Zendesk, Shopify, Freshdesk, Pipedrive, HubSpot, QuickBooks, Xero, Moodle,
+//! TalentLMS), each under its own path prefix on one loopback server. The demo configuration (`config/demo.toml`, embedded in the binary) is
 //! loaded through the normal loader with every sandboxed source's `base_url` replaced by an
 //! environment override, so the demo exercises exactly the code paths of `scorekeeper run`.
 //! The sandbox server is the one task spawned outside `app.rs`: it belongs to the demo, not

@@ -60,7 +60,7 @@ pub struct FreshdeskData {
     now: i64,
 }
 
-const COMPANIES: [&str; 12] = [
+pub(super) const COMPANIES: [&str; 12] = [
     "Cafe des Terreaux",
     "Brasserie Bellecour",
     "Le Petit Bouchon",

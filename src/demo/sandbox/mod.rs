@@ -2,12 +2,14 @@
 //! through every API the demo configuration reads, each as the real API behaves.
 //!
 //! Each API is one child module beside the others (`stripe`, `zendesk`, `shopify`,
-//! `freshdesk`, `pipedrive`, `moodle`, `talentlms`), mounted under `/{kind}` (so a source's
-//! `base_url` is `http://127.0.0.1:PORT/{kind}`, see [`base_url`]). A module owns its data
-//! (generated from the shared [`Scenario`]: the bakery's last 12 months before `now`, from
-//! one seed), its endpoints, its authentication check and its error shapes; it registers
-//! itself with one line in [`APIS`]. Adding an API later is one new module and one line
-//! there.
+//! `freshdesk`, `pipedrive`, `hubspot`, `quickbooks`, `xero`, `moodle`, `talentlms`), mounted
+//! under `/{kind}` (so a source's `base_url` is `http://127.0.0.1:PORT/{kind}`, see
+//! [`base_url`]). A module owns its data (generated from the shared [`Scenario`]: the
+//! bakery's last 12 months before `now`, from one seed), its endpoints, its authentication
+//! check and its error shapes; it registers itself with one line in [`APIS`]. Adding an API
+//! later is one new module and one line there. HubSpot, QuickBooks and Xero read one set of
+//! business-to-business books ([`books`]: deals, the invoices of the won ones, their
+//! payments) so they agree; Moodle and TalentLMS share the bakery's team ([`staff`]).
 //!
 //! This root holds what the modules share: the scenario (calendar, seasonality, the team's
 //! strain over the year), people's names (and, in `staff`, the bakery's team, which the
@@ -16,13 +18,18 @@
 //! Nothing here reads a clock (`now` comes in) or spawns a task: [`serve`] runs on the
 //! caller's task until its token is cancelled.
 
+pub mod books;
 // The APIs' request readers return the error answer itself (`Result<_, Response>`): it is
 // built once per refused request, so its size does not matter.
 #[allow(clippy::result_large_err)]
 pub mod freshdesk;
+#[allow(clippy::result_large_err)]
+pub mod hubspot;
 pub mod moodle;
 #[allow(clippy::result_large_err)]
 pub mod pipedrive;
+#[allow(clippy::result_large_err)]
+pub mod quickbooks;
 #[allow(clippy::result_large_err)]
 pub mod shopify;
 pub mod staff;
@@ -31,6 +38,8 @@ pub mod stripe;
 pub mod talentlms;
 #[cfg(test)]
 mod tests;
+#[allow(clippy::result_large_err)]
+pub mod xero;
 #[allow(clippy::result_large_err)]
 pub mod zendesk;
 
@@ -63,6 +72,16 @@ pub const PIPEDRIVE_API_TOKEN: &str = "pd_scorekeeper_demo_token";
 pub const MOODLE_TOKEN: &str = "de70000000000000000000000000cafe";
 /// The TalentLMS API key the sandbox accepts.
 pub const TALENTLMS_API_KEY: &str = "tl_scorekeeper_demo_key";
+/// The HubSpot private app access token the sandbox accepts.
+pub const HUBSPOT_ACCESS_TOKEN: &str = "pat-eu1-scorekeeper-demo";
+/// The QuickBooks Online access token the sandbox accepts (no OAuth2 refresh in the demo).
+pub const QUICKBOOKS_ACCESS_TOKEN: &str = "qbo_scorekeeper_demo_token";
+/// The QuickBooks company (realm) id of the bakery's books.
+pub const QUICKBOOKS_REALM_ID: &str = "9341453174460001";
+/// The Xero access token the sandbox accepts (no OAuth2 refresh in the demo).
+pub const XERO_ACCESS_TOKEN: &str = "xero_scorekeeper_demo_token";
+/// The Xero tenant (organisation connection) id of the bakery's wholesale arm.
+pub const XERO_TENANT_ID: &str = "6f4c2a1e-8d3b-4e5f-9a7c-0b1d2e3f4a5b";
 
 /// One sandboxed API: the source `kind` it imitates (also its path prefix) and how its
 /// router is built for a scenario.
@@ -74,7 +93,7 @@ pub struct Api {
 }
 
 /// Every API the sandbox serves.
-pub const APIS: [Api; 7] = [
+pub const APIS: [Api; 10] = [
     Api {
         kind: "stripe",
         router: stripe_router,
@@ -102,6 +121,18 @@ pub const APIS: [Api; 7] = [
     Api {
         kind: "talentlms",
         router: talentlms::router,
+    },
+    Api {
+        kind: "hubspot",
+        router: hubspot::router,
+    },
+    Api {
+        kind: "quickbooks",
+        router: quickbooks::router,
+    },
+    Api {
+        kind: "xero",
+        router: xero::router,
     },
 ];
 

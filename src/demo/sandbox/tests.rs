@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 
 use chrono::TimeZone;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::freshdesk::FreshdeskData;
 use super::moodle::MoodleData;
@@ -52,6 +52,14 @@ async fn demo_services(address: SocketAddr, dir: &tempfile::TempDir) -> Services
     env.insert(
         "SCOREKEEPER__DATABASE__URL".to_string(),
         format!("sqlite://{}", dir.path().join("demo.db").display()),
+    );
+    // QuickBooks' profit and loss reads months up to the real clock's; from the scenario's
+    // start it always covers the sandbox's fixed year, whatever today is.
+    env.insert(
+        "SCOREKEEPER__SOURCES__QUICKBOOKS__START_DATE".to_string(),
+        (now() - chrono::Duration::days(365))
+            .format("%Y-%m-%d")
+            .to_string(),
     );
     let settings = crate::demo::load_config(None, address, &env).expect("the demo config loads");
     for (name, source) in &settings.sources {
@@ -968,4 +976,552 @@ async fn talentlms_serves_courses_with_their_users_and_counts_calls_against_the_
     );
     let (status, _, _) = get(&format!("{base}/api/v1/courses"), |request| request).await;
     assert_eq!(status, 401, "no key");
+}
+
+#[tokio::test]
+async fn hubspot_syncs_and_feeds_the_demo_measures() {
+    syncs_and_feeds_measures("hubspot").await;
+}
+
+#[tokio::test]
+async fn quickbooks_syncs_and_feeds_the_demo_measures() {
+    syncs_and_feeds_measures("quickbooks").await;
+}
+
+#[tokio::test]
+async fn xero_syncs_and_feeds_the_demo_measures() {
+    syncs_and_feeds_measures("xero").await;
+}
+
+async fn post(
+    url: &str,
+    auth: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+    body: &Value,
+) -> (u16, HeaderMap, Value) {
+    crate::tls::install_crypto_provider();
+    let client = reqwest::Client::new();
+    let request = client
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body.to_string());
+    let response = auth(request).send().await.expect("response");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let text = response.text().await.expect("body");
+    let body = serde_json::from_str(&text).unwrap_or_else(|e| panic!("JSON ({e}): {text}"));
+    (status, headers, body)
+}
+
+fn hubspot_auth(request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    request.bearer_auth(HUBSPOT_ACCESS_TOKEN)
+}
+
+fn quickbooks_auth(request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    request
+        .bearer_auth(QUICKBOOKS_ACCESS_TOKEN)
+        .header("accept", "application/json")
+}
+
+fn xero_auth(request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    request
+        .bearer_auth(XERO_ACCESS_TOKEN)
+        .header("xero-tenant-id", XERO_TENANT_ID)
+        .header("accept", "application/json")
+}
+
+/// Milliseconds of Xero's `/Date(1518685950940+0000)/`.
+fn xero_ms(value: &Value) -> i64 {
+    let text = value.as_str().expect("a Xero date");
+    text.trim_start_matches("/Date(")
+        .split('+')
+        .next()
+        .and_then(|ms| ms.parse().ok())
+        .unwrap_or_else(|| panic!("not a Xero date: {text}"))
+}
+
+#[tokio::test]
+async fn finance_apis_refuse_wrong_credentials_in_their_own_shape() {
+    let sandbox = start().await;
+    let base = |kind: &str| base_url(sandbox.address, kind);
+    let search = json!({"limit": 1});
+    let (status, _, body) = post(
+        &format!("{}/crm/v3/objects/deals/search", base("hubspot")),
+        |request| request.bearer_auth("pat-eu1-wrong"),
+        &search,
+    )
+    .await;
+    assert_eq!(
+        (status, body["category"].as_str()),
+        (401, Some("INVALID_AUTHENTICATION"))
+    );
+    let (status, _, body) = get(
+        &format!("{}/crm/v3/objects/deals?limit=1", base("hubspot")),
+        |request| request,
+    )
+    .await;
+    assert_eq!((status, body["status"].as_str()), (401, Some("error")));
+
+    let query = format!(
+        "{}/v3/company/{QUICKBOOKS_REALM_ID}/query?query=SELECT%20*%20FROM%20Invoice",
+        base("quickbooks")
+    );
+    let (status, headers, body) = get(&query, |request| request.bearer_auth("expired")).await;
+    assert_eq!(
+        (status, body["fault"]["error"][0]["code"].as_str()),
+        (401, Some("3200"))
+    );
+    assert!(headers.contains_key("www-authenticate"));
+    let other_company = format!(
+        "{}/v3/company/1234/companyinfo/1234?minorversion=75",
+        base("quickbooks")
+    );
+    let (status, _, body) = get(&other_company, quickbooks_auth).await;
+    assert_eq!(
+        (status, body["Fault"]["Error"][0]["code"].as_str()),
+        (403, Some("3100"))
+    );
+
+    let invoices = format!("{}/api.xro/2.0/Invoices?page=1", base("xero"));
+    let (status, headers, body) = get(&invoices, |request| {
+        request
+            .bearer_auth("wrong")
+            .header("xero-tenant-id", XERO_TENANT_ID)
+    })
+    .await;
+    assert_eq!(
+        (status, body["Detail"].as_str()),
+        (401, Some("AuthenticationUnsuccessful"))
+    );
+    assert!(headers.contains_key("x-minlimit-remaining"));
+    let (status, _, body) = get(&invoices, |request| {
+        request
+            .bearer_auth(XERO_ACCESS_TOKEN)
+            .header("xero-tenant-id", "00000000-0000-4000-8000-000000000000")
+    })
+    .await;
+    assert_eq!(
+        (status, body["Detail"].as_str()),
+        (403, Some("AuthorizationUnsuccessful"))
+    );
+}
+
+#[tokio::test]
+async fn hubspot_search_pages_by_after_filters_by_modification_and_caps_at_10000() {
+    let sandbox = start().await;
+    let base = base_url(sandbox.address, "hubspot");
+    let url = format!("{base}/crm/v3/objects/deals/search");
+    let data = super::hubspot::HubSpotData::bakery(&Scenario::new(now(), 7));
+    let (won, lost, open) = data.outcomes();
+    assert!(
+        won > 30 && lost > 30 && open > 3,
+        "{won} won, {lost} lost, {open} open"
+    );
+    let since_ms = (now().timestamp() - 120 * DAY) * 1000;
+    let mut after: Option<String> = None;
+    let mut seen = Vec::new();
+    let mut total;
+    loop {
+        let mut body = json!({
+            "filterGroups": [{"filters": [{"propertyName": "hs_lastmodifieddate", "operator": "GTE", "value": since_ms.to_string()}]}],
+            "sorts": [{"propertyName": "hs_lastmodifieddate", "direction": "ASCENDING"}],
+            "properties": ["dealname", "amount", "dealstage", "hs_is_closed_won", "closed_lost_reason", "no_such_property"],
+            "limit": 25,
+        });
+        if let Some(after) = &after {
+            body["after"] = json!(after);
+        }
+        let (status, headers, page) = post(&url, hubspot_auth, &body).await;
+        assert_eq!(status, 200, "{page}");
+        assert!(
+            !headers.contains_key("x-hubspot-ratelimit-remaining"),
+            "search answers carry no rate-limit headers"
+        );
+        total = page["total"].as_u64().expect("total");
+        for deal in page["results"].as_array().expect("results") {
+            let properties = deal["properties"].as_object().expect("properties");
+            assert!(properties["amount"].is_string(), "{deal}");
+            assert!(
+                properties["hs_is_closed_won"]
+                    .as_str()
+                    .is_some_and(|flag| flag == "true" || flag == "false")
+            );
+            assert!(properties.contains_key("closed_lost_reason"));
+            assert!(!properties.contains_key("no_such_property"));
+            assert!(
+                !properties.contains_key("pipeline"),
+                "only what was asked for"
+            );
+            let modified = chrono::DateTime::parse_from_rfc3339(
+                properties["hs_lastmodifieddate"]
+                    .as_str()
+                    .expect("always returned"),
+            )
+            .expect("an instant")
+            .timestamp_millis();
+            assert!(modified >= since_ms, "the filter let an older deal through");
+            assert_eq!(deal["updatedAt"], properties["hs_lastmodifieddate"]);
+            seen.push(modified);
+        }
+        match page["paging"]["next"]["after"].as_str() {
+            Some(next) => after = Some(next.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len() as u64, total);
+    assert!(
+        seen.len() > 25 && seen.len() < data.len(),
+        "{} deals",
+        seen.len()
+    );
+    assert!(seen.windows(2).all(|pair| pair[0] <= pair[1]), "not sorted");
+    // Won deals only, newest close first.
+    let (_, _, won_page) = post(
+        &url,
+        hubspot_auth,
+        &json!({
+            "filterGroups": [{"filters": [{"propertyName": "dealstage", "operator": "EQ", "value": "closedwon"}]}],
+            "sorts": [{"propertyName": "closedate", "direction": "DESCENDING"}],
+            "limit": 200,
+        }),
+    )
+    .await;
+    assert_eq!(won_page["total"].as_u64(), Some(won as u64));
+    // Past the limits.
+    let (status, _, body) = post(&url, hubspot_auth, &json!({"limit": 201})).await;
+    assert_eq!(
+        (status, body["category"].as_str()),
+        (400, Some("VALIDATION_ERROR"))
+    );
+    let (status, _, body) = post(&url, hubspot_auth, &json!({"limit": 10, "after": "10000"})).await;
+    assert_eq!(status, 400, "{body}");
+    let (status, _, _) = post(&url, hubspot_auth, &json!({"limit": 10, "after": "9990"})).await;
+    assert_eq!(status, 200);
+    // The probe lists one deal, with a link to the next and the rate-limit headers.
+    let (status, headers, body) = get(
+        &format!("{base}/crm/v3/objects/deals?limit=1"),
+        hubspot_auth,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["results"].as_array().map(Vec::len), Some(1));
+    assert!(headers.contains_key("x-hubspot-ratelimit-remaining"));
+    let link = body["paging"]["next"]["link"].as_str().expect("link");
+    let (status, _, next) = get(link, hubspot_auth).await;
+    assert_eq!(status, 200);
+    assert_ne!(next["results"][0]["id"], body["results"][0]["id"]);
+}
+
+#[tokio::test]
+async fn quickbooks_queries_page_by_start_position_and_filter_by_last_updated_time() {
+    let sandbox = start().await;
+    let base = base_url(sandbox.address, "quickbooks");
+    let data = super::quickbooks::QuickBooksData::bakery(&Scenario::new(now(), 7));
+    let (invoices, payments) = data.counts();
+    assert!(
+        invoices > 20 && payments > 15 && payments < invoices,
+        "{invoices} invoices, {payments} payments"
+    );
+    let run = |statement: String| {
+        let url = format!(
+            "{base}/v3/company/{QUICKBOOKS_REALM_ID}/query?{}",
+            query_string(&[("query", statement), ("minorversion", "75".into())])
+        );
+        async move { get(&url, quickbooks_auth).await }
+    };
+    let since = now().timestamp() - 90 * DAY;
+    let since_text = utc(since).replace('Z', "+00:00");
+    let mut position = 1;
+    let mut seen = Vec::new();
+    loop {
+        let (status, _, body) = run(format!(
+            "SELECT * FROM Invoice WHERE MetaData.LastUpdatedTime >= '{since_text}' ORDERBY MetaData.LastUpdatedTime STARTPOSITION {position} MAXRESULTS 20"
+        ))
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let page = body["QueryResponse"]["Invoice"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if !page.is_empty() {
+            assert_eq!(body["QueryResponse"]["startPosition"], position);
+            assert_eq!(body["QueryResponse"]["maxResults"], page.len());
+        }
+        for invoice in &page {
+            let updated = parse_time(
+                invoice["MetaData"]["LastUpdatedTime"]
+                    .as_str()
+                    .expect("time"),
+            )
+            .expect("RFC 3339");
+            assert!(updated >= since, "the filter let an older invoice through");
+            seen.push(updated);
+            let balance = invoice["Balance"].as_f64().expect("Balance");
+            let paid = !invoice["LinkedTxn"]
+                .as_array()
+                .expect("LinkedTxn")
+                .is_empty();
+            assert_eq!(balance == 0.0, paid, "{invoice}");
+        }
+        if page.len() < 20 {
+            break;
+        }
+        position += 20;
+    }
+    assert!(
+        seen.len() > 5 && seen.len() < invoices,
+        "{} invoices",
+        seen.len()
+    );
+    assert!(
+        seen.windows(2).all(|pair| pair[0] <= pair[1]),
+        "not in order"
+    );
+    let (_, _, count) = run("SELECT COUNT(*) FROM Payment".into()).await;
+    assert_eq!(count["QueryResponse"]["totalCount"], payments);
+    let (_, _, none) = run(format!(
+        "SELECT * FROM Payment WHERE MetaData.LastUpdatedTime >= '{}'",
+        utc(now().timestamp() + DAY)
+    ))
+    .await;
+    assert_eq!(none["QueryResponse"], json!({}));
+    let (status, _, body) = run("SELECT * FROM Invoice ORDER BY Id".into()).await;
+    assert_eq!(
+        (
+            status,
+            body["Fault"]["type"].as_str(),
+            body["Fault"]["Error"][0]["code"].as_str()
+        ),
+        (400, Some("ValidationFault"), Some("4000"))
+    );
+}
+
+/// The report's cells of `account` (an account row at any depth, or a summary such as
+/// `Total Sales`) by month (`YYYY-MM`).
+fn report_cells(report: &Value, account: &str) -> BTreeMap<String, f64> {
+    let columns = report["Columns"]["Column"].as_array().expect("columns");
+    fn find<'a>(rows: &'a Value, account: &str) -> Option<&'a Value> {
+        rows["Row"].as_array()?.iter().find_map(|row| {
+            if row["ColData"][0]["value"] == account {
+                return Some(&row["ColData"]);
+            }
+            if row["Summary"]["ColData"][0]["value"] == account {
+                return Some(&row["Summary"]["ColData"]);
+            }
+            find(&row["Rows"], account)
+        })
+    }
+    let cells = find(&report["Rows"], account).unwrap_or_else(|| panic!("no {account} row"));
+    columns
+        .iter()
+        .enumerate()
+        .filter_map(|(index, column)| {
+            let start = column["MetaData"]
+                .as_array()?
+                .iter()
+                .find(|meta| meta["Name"] == "StartDate")?["Value"]
+                .as_str()?;
+            let text = cells[index]["value"].as_str().unwrap_or_default();
+            Some((start[..7].to_string(), text.parse().unwrap_or(0.0)))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn quickbooks_profit_and_loss_books_exactly_the_invoices_of_both_ledgers() {
+    let sandbox = start().await;
+    let qbo = base_url(sandbox.address, "quickbooks");
+    let xero = base_url(sandbox.address, "xero");
+    let (status, _, report) = get(
+        &format!(
+            "{qbo}/v3/company/{QUICKBOOKS_REALM_ID}/reports/ProfitAndLoss?start_date=2025-04-01&end_date=2026-03-31&summarize_column_by=Month&minorversion=75"
+        ),
+        quickbooks_auth,
+    )
+    .await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(
+        report["Columns"]["Column"].as_array().map(Vec::len),
+        Some(14)
+    );
+    let groups: Vec<&str> = report["Rows"]["Row"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .filter_map(|row| row["group"].as_str())
+        .collect();
+    assert_eq!(
+        groups,
+        [
+            "Income",
+            "COGS",
+            "GrossProfit",
+            "Expenses",
+            "NetOperatingIncome",
+            "NetIncome"
+        ]
+    );
+    // Wholesale income per month is Xero's invoices of that month, net of VAT.
+    let (_, _, invoices) = get(&format!("{xero}/api.xro/2.0/Invoices"), xero_auth).await;
+    let mut wholesale: BTreeMap<String, f64> = BTreeMap::new();
+    for invoice in invoices["Invoices"].as_array().expect("invoices") {
+        assert!(
+            invoice.get("LineItems").is_none(),
+            "no line items without page"
+        );
+        if invoice["Status"] == "VOIDED" {
+            continue;
+        }
+        let month = utc(xero_ms(&invoice["Date"]) / 1000)[..7].to_string();
+        *wholesale.entry(month).or_default() += invoice["SubTotal"].as_f64().expect("SubTotal");
+    }
+    let booked = report_cells(&report, "Wholesale");
+    for (month, amount) in &booked {
+        let invoiced = wholesale.get(month).copied().unwrap_or_default();
+        assert!(
+            (amount - invoiced).abs() < 0.02,
+            "{month}: booked {amount}, invoiced {invoiced}"
+        );
+    }
+    assert!(booked.values().filter(|amount| **amount > 0.0).count() >= 10);
+    // Catering income is QuickBooks' own invoices, net of VAT.
+    let url = format!(
+        "{qbo}/v3/company/{QUICKBOOKS_REALM_ID}/query?{}",
+        query_string(&[("query", "SELECT * FROM Invoice MAXRESULTS 1000".into())])
+    );
+    let (_, _, body) = get(&url, quickbooks_auth).await;
+    let mut catering: BTreeMap<String, f64> = BTreeMap::new();
+    for invoice in body["QueryResponse"]["Invoice"]
+        .as_array()
+        .expect("invoices")
+    {
+        let month = invoice["TxnDate"].as_str().expect("TxnDate")[..7].to_string();
+        let net = invoice["TotalAmt"].as_f64().expect("TotalAmt")
+            - invoice["TxnTaxDetail"]["TotalTax"]
+                .as_f64()
+                .expect("TotalTax");
+        *catering.entry(month).or_default() += net;
+    }
+    for (month, amount) in report_cells(&report, "Catering") {
+        let invoiced = catering.get(&month).copied().unwrap_or_default();
+        assert!(
+            (amount - invoiced).abs() < 0.02,
+            "{month}: booked {amount}, invoiced {invoiced}"
+        );
+    }
+    // Flour follows sales, as in a bakery.
+    let sales = report_cells(&report, "Total Sales");
+    let flour = report_cells(&report, "Flour and grain");
+    for (month, sales) in sales.iter().filter(|(_, sales)| **sales > 0.0) {
+        let share = flour[month] / sales;
+        assert!(
+            (0.1..0.2).contains(&share),
+            "{month}: flour is {share} of sales"
+        );
+    }
+    let (status, _, body) = get(
+        &format!(
+            "{qbo}/v3/company/{QUICKBOOKS_REALM_ID}/reports/ProfitAndLoss?start_date=2026-13-01"
+        ),
+        quickbooks_auth,
+    )
+    .await;
+    assert_eq!(
+        (status, body["Fault"]["type"].as_str()),
+        (400, Some("ValidationFault"))
+    );
+}
+
+#[tokio::test]
+async fn xero_pages_with_pagination_and_filters_by_if_modified_since() {
+    let sandbox = start().await;
+    let base = base_url(sandbox.address, "xero");
+    let data = super::xero::XeroData::bakery(&Scenario::new(now(), 7));
+    let (invoices, payments) = data.counts();
+    assert!(
+        invoices > 100 && payments > 80 && payments < invoices,
+        "{invoices} invoices, {payments} payments"
+    );
+    let since = now().timestamp() - 60 * DAY;
+    let since_header = chrono::DateTime::from_timestamp(since, 0)
+        .expect("instant")
+        .format("%Y-%m-%dT%H:%M:%S")
+        .to_string();
+    let mut page = 1;
+    let mut seen = Vec::new();
+    let mut statuses = HashSet::new();
+    loop {
+        let (status, headers, body) = get(
+            &format!(
+                "{base}/api.xro/2.0/Invoices?page={page}&pageSize=10&order=UpdatedDateUTC%20ASC"
+            ),
+            |request| xero_auth(request).header("if-modified-since", since_header.as_str()),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        assert!(headers.contains_key("x-daylimit-remaining"));
+        assert_eq!(body["pagination"]["page"], page);
+        for invoice in body["Invoices"].as_array().expect("invoices") {
+            let updated = xero_ms(&invoice["UpdatedDateUTC"]);
+            assert!(
+                updated >= since * 1000,
+                "If-Modified-Since let an older invoice through"
+            );
+            assert!(
+                invoice["LineItems"]
+                    .as_array()
+                    .is_some_and(|lines| !lines.is_empty())
+            );
+            let status = invoice["Status"].as_str().expect("Status").to_string();
+            let due = invoice["AmountDue"].as_f64().expect("AmountDue");
+            assert_eq!(due > 0.0, status == "AUTHORISED", "{invoice}");
+            statuses.insert(status);
+            seen.push(updated);
+        }
+        if page >= body["pagination"]["pageCount"].as_u64().expect("pageCount") as usize {
+            assert_eq!(body["pagination"]["itemCount"], seen.len());
+            break;
+        }
+        page += 1;
+    }
+    assert!(
+        seen.len() > 20 && seen.len() < invoices,
+        "{} invoices",
+        seen.len()
+    );
+    assert!(
+        seen.windows(2).all(|pair| pair[0] <= pair[1]),
+        "not in order"
+    );
+    assert!(
+        statuses.contains("PAID") && statuses.contains("AUTHORISED"),
+        "{statuses:?}"
+    );
+    // Payments name the invoice they pay; an HTTP date works as well.
+    let (status, _, body) = get(
+        &format!("{base}/api.xro/2.0/Payments?page=1&pageSize=1000"),
+        |request| xero_auth(request).header("if-modified-since", "Thu, 01 Jan 1970 00:00:00 GMT"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let listed = body["Payments"].as_array().expect("payments");
+    assert_eq!(listed.len(), payments);
+    assert!(
+        listed
+            .iter()
+            .all(|payment| payment["Invoice"]["InvoiceID"].is_string())
+    );
+    let (status, _, body) = get(
+        &format!("{base}/api.xro/2.0/Invoices?page=1&order=Colour"),
+        xero_auth,
+    )
+    .await;
+    assert_eq!(
+        (status, body["Type"].as_str()),
+        (400, Some("QueryParseException"))
+    );
+    let (status, _, body) = get(&format!("{base}/api.xro/2.0/Organisation"), xero_auth).await;
+    assert_eq!(
+        (status, body["Organisations"][0]["BaseCurrency"].as_str()),
+        (200, Some("EUR"))
+    );
 }
