@@ -7,12 +7,17 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, SqlitePool, Transaction};
+use sqlx::{ConnectOptions, Sqlite, SqlitePool, Transaction};
 
 use super::StoreError;
 
 /// How long a connection waits for another writer before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Statements slower than this are logged as warnings. A statement's time includes its
+/// wait for the write lock, and several sources committing at once (every source syncs at
+/// startup) routinely wait a second or two: that is queueing, not a problem worth a
+/// warning. Waits near the busy timeout are.
+const SLOW_STATEMENT: Duration = Duration::from_secs(5);
 
 /// Opens (creating if missing) the SQLite database at `url`.
 pub(super) async fn connect(url: &str) -> Result<SqlitePool, StoreError> {
@@ -26,7 +31,8 @@ pub(super) async fn connect(url: &str) -> Result<SqlitePool, StoreError> {
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(BUSY_TIMEOUT)
-        .foreign_keys(true);
+        .foreign_keys(true)
+        .log_slow_statements(log::LevelFilter::Warn, SLOW_STATEMENT);
     let path = options.get_filename();
     if let Some(folder) = path
         .parent()
