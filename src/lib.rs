@@ -11,6 +11,7 @@ pub mod config;
 pub mod demo;
 pub mod http;
 pub mod measures;
+pub mod notify;
 pub mod recompute;
 pub mod records;
 pub mod scheduler;

@@ -88,8 +88,15 @@ pub struct ScorecardView {
     pub perspectives: Vec<PerspectiveView>,
 }
 
-/// True when the status is judged on the last complete period.
-fn judges_complete_period(measure: &BoundMeasure) -> bool {
+/// True when the status is judged on the last complete period: as the measure's
+/// `evaluate` says, else for sums, counts and formulas (a month of revenue is not off
+/// target on its third day), and the running period for the others.
+pub fn judges_complete_period(measure: &BoundMeasure) -> bool {
+    match measure.config.alert.evaluate {
+        Some(crate::config::Evaluate::Complete) => return true,
+        Some(crate::config::Evaluate::Current) => return false,
+        None => {}
+    }
     match &measure.config.kind {
         MeasureKind::Records(records) => matches!(
             records.aggregate,

@@ -11,6 +11,7 @@
 //! This module never touches the network or the database, and `Settings` never
 //! changes after it is built.
 
+mod alerting;
 mod declarative;
 mod validate;
 
@@ -29,6 +30,10 @@ use crate::measures::period::PeriodKind;
 use crate::secret::Secret;
 use crate::status::Target;
 
+pub use alerting::{
+    AlertDefaults, AlertRule, Evaluate, Hold, NotifyConfig, NotifyKind, SmtpConfig, SmtpTls,
+    WebhookFormat,
+};
 pub use declarative::{Endpoint, HttpAuth, HttpSource, Incremental, Pagination, TimeFormat};
 pub use validate::validate;
 
@@ -227,6 +232,13 @@ pub struct RawSettings {
     /// `[objectives.ID]`
     #[serde(default)]
     pub objectives: BTreeMap<String, RawObjective>,
+    /// `[alerts]`
+    pub alerts: Option<alerting::RawAlerts>,
+    /// `[notify.NAME]`
+    #[serde(default)]
+    pub notify: BTreeMap<String, alerting::RawNotify>,
+    /// `[smtp]`
+    pub smtp: Option<alerting::RawSmtp>,
 }
 
 /// `[database]` as written.
@@ -245,6 +257,8 @@ pub struct RawServer {
     pub listen: Option<String>,
     /// Bearer token for write endpoints.
     pub api_token: Option<Secret>,
+    /// The dashboard's public address, for links in notifications.
+    pub public_url: Option<String>,
 }
 
 /// `[scorecard]` as written.
@@ -364,6 +378,17 @@ pub struct RawMeasure {
     pub owner: Option<String>,
     /// Strategy-map objective this measure belongs to.
     pub objective: Option<String>,
+    /// Statuses that fire an alert (`["red"]` by default; `[]`: none).
+    pub alert_on: Option<Vec<String>>,
+    /// Which period is judged: complete | current.
+    pub evaluate: Option<String>,
+    /// How long the condition must hold: evaluations (`2`) or a duration (`"6h"`).
+    #[serde(rename = "for")]
+    pub hold: Option<alerting::RawHold>,
+    /// The value must come back past this level before the alert resolves.
+    pub recovery: Option<f64>,
+    /// Forecast alerts for the running period (default true).
+    pub forecast: Option<bool>,
 }
 
 /// `target = { value, direction, warn }` as written.
@@ -410,6 +435,12 @@ pub struct Settings {
     pub measures: Vec<MeasureConfig>,
     /// Strategy-map objectives by id.
     pub objectives: BTreeMap<String, ObjectiveConfig>,
+    /// Alert defaults.
+    pub alerts: AlertDefaults,
+    /// Notification channels by name.
+    pub notify: BTreeMap<String, NotifyConfig>,
+    /// The SMTP server of email channels.
+    pub smtp: Option<SmtpConfig>,
 }
 
 impl Settings {
@@ -435,6 +466,18 @@ impl Settings {
                 secrets.push(&oauth.refresh_token);
             }
         }
+        if let Some(password) = self.smtp.as_ref().and_then(|smtp| smtp.password.as_ref()) {
+            secrets.push(password);
+        }
+        for channel in self.notify.values() {
+            if let NotifyKind::Webhook {
+                secret: Some(secret),
+                ..
+            } = &channel.kind
+            {
+                secrets.push(secret);
+            }
+        }
         secrets
     }
 }
@@ -453,6 +496,8 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Bearer token required by write endpoints; without one they are refused.
     pub api_token: Option<Secret>,
+    /// The dashboard's public address, for links in notifications.
+    pub public_url: Option<reqwest::Url>,
 }
 
 /// `[scorecard]`.
@@ -733,6 +778,8 @@ pub struct MeasureConfig {
     pub owner: Option<String>,
     /// Objective it measures.
     pub objective: Option<String>,
+    /// Its alert rule.
+    pub alert: AlertRule,
 }
 
 /// How a measure gets its values.

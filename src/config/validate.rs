@@ -70,9 +70,22 @@ pub fn validate(raw: RawSettings) -> Result<Settings, ConfigError> {
             "is empty; remove the key to disable write endpoints, or set a token",
         );
     }
+    let public_url = raw.server.public_url.as_deref().and_then(|text| {
+        match reqwest::Url::parse(text) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") => Some(url),
+            _ => {
+                problems.add(
+                    "server.public_url",
+                    format!("\"{text}\" is not an http(s) URL (the dashboard's address as people reach it)"),
+                );
+                None
+            }
+        }
+    });
     let server = ServerConfig {
         listen,
         api_token: raw.server.api_token,
+        public_url,
     };
 
     let timezone = raw.scorecard.timezone.parse().unwrap_or_else(|_| {
@@ -110,6 +123,19 @@ pub fn validate(raw: RawSettings) -> Result<Settings, ConfigError> {
         &mut problems,
     );
 
+    let alerts = super::alerting::validate_defaults(raw.alerts, &mut problems);
+    let smtp = raw
+        .smtp
+        .and_then(|smtp| super::alerting::validate_smtp(smtp, &mut problems));
+    let mut notify = BTreeMap::new();
+    for (name, channel) in raw.notify {
+        if let Some(channel) =
+            super::alerting::validate_notify(&name, channel, &alerts, smtp.is_some(), &mut problems)
+        {
+            notify.insert(name, channel);
+        }
+    }
+
     if problems.0.is_empty() {
         Ok(Settings {
             database,
@@ -118,6 +144,9 @@ pub fn validate(raw: RawSettings) -> Result<Settings, ConfigError> {
             sources,
             measures,
             objectives,
+            alerts,
+            notify,
+            smtp,
         })
     } else {
         Err(ConfigError {
@@ -765,6 +794,15 @@ fn validate_measures(
                 target,
                 owner: measure.owner.clone(),
                 objective: measure.objective.clone(),
+                alert: super::alerting::validate_rule(
+                    &key,
+                    measure.alert_on.as_deref(),
+                    measure.evaluate.as_deref(),
+                    measure.hold.as_ref(),
+                    measure.recovery,
+                    measure.forecast,
+                    problems,
+                ),
             },
         );
     }
