@@ -5,6 +5,7 @@
 //! Start with `ARCHITECTURE.md` at the repository root: it maps these modules onto the
 //! pipeline (sources → records → measures → status) and lists the invariants.
 
+pub mod alerts;
 pub mod app;
 pub mod cli;
 pub mod config;

@@ -61,6 +61,9 @@ macro_rules! dispatch {
     };
 }
 
+mod alerts;
+pub use alerts::{AlertRow, DeliveryRow, HistoryRow, OutboxRow, SourceHealth};
+
 /// The database handle shared by every part of the program (cheap to clone).
 #[derive(Clone, Debug)]
 pub struct Store {
