@@ -1,0 +1,372 @@
+//! The Slack format of webhook channels (`format = "slack"`): a notification rendered as
+//! an incoming-webhook message (`text` plus Block Kit `blocks`). Pure: [`super::webhook`]
+//! posts it. Limits and escaping follow Slack's references, cited in that module's docs:
+//! at most 50 blocks, section text at most 3000 characters, header text at most 150,
+//! button URL at most 3000, and `&`, `<`, `>` escaped in mrkdwn.
+
+use serde_json::{Value, json};
+
+use super::webhook::truncate;
+use super::{AlertEvent, DigestLine, EventKind, Notification, NotificationKind, TargetRef};
+
+/// Slack's documented limits.
+const SLACK_MAX_BLOCKS: usize = 50;
+const SLACK_SECTION_CHARS: usize = 3000;
+const SLACK_HEADER_CHARS: usize = 150;
+const SLACK_BUTTON_URL_CHARS: usize = 3000;
+/// Our own cap for the notification fallback `text`: it is what phones show.
+const SLACK_TEXT_CHARS: usize = 500;
+
+/// `&`, `<` and `>` as HTML entities: Slack's control characters in mrkdwn.
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+fn status_emoji(status: &str) -> &'static str {
+    match status {
+        "green" => ":large_green_circle:",
+        "amber" => ":large_orange_circle:",
+        "red" => ":red_circle:",
+        _ => ":white_circle:",
+    }
+}
+
+/// `41,200.5`: thousands grouped, at most two decimals (four below 1), trailing zeros cut.
+fn format_number(value: f64) -> String {
+    if !value.is_finite() {
+        return value.to_string();
+    }
+    let decimals = if value.abs() < 1.0 { 4 } else { 2 };
+    let fixed = format!("{:.*}", decimals, value.abs());
+    let (whole, fraction) = fixed.split_once('.').unwrap_or((&fixed, ""));
+    let fraction = fraction.trim_end_matches('0');
+    let mut grouped = String::new();
+    for (index, digit) in whole.chars().enumerate() {
+        if index > 0 && (whole.len() - index) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    let sign = if value < 0.0 && (whole != "0" || !fraction.is_empty()) {
+        "-"
+    } else {
+        ""
+    };
+    if fraction.is_empty() {
+        format!("{sign}{grouped}")
+    } else {
+        format!("{sign}{grouped}.{fraction}")
+    }
+}
+
+/// A value with its unit: `12.5%`, `41,200 EUR`.
+fn with_unit(value: f64, unit: Option<&str>) -> String {
+    match unit {
+        Some("%") => format!("{}%", format_number(value)),
+        Some(unit) if !unit.is_empty() => format!("{} {}", format_number(value), unit),
+        _ => format_number(value),
+    }
+}
+
+/// `≥ 50,000 EUR` (higher is better) or `≤ 4 h` (lower is better).
+fn target_text(target: &TargetRef, unit: Option<&str>) -> String {
+    let comparison = if target.direction == "down" {
+        "≤"
+    } else {
+        "≥"
+    };
+    format!("{comparison} {}", with_unit(target.value, unit))
+}
+
+fn perspective_name(perspective: &str) -> String {
+    let mut characters = perspective.chars();
+    match characters.next() {
+        Some(first) => first.to_uppercase().chain(characters).collect(),
+        None => String::new(),
+    }
+}
+
+/// The first line of an alert's section (mrkdwn, escaped).
+fn headline(alert: &AlertEvent) -> String {
+    let measure = alert
+        .measure
+        .as_ref()
+        .map(|measure| format!("*{}*", escape(&measure.name)));
+    let source = alert
+        .source
+        .as_ref()
+        .map(|source| format!("*{}*", escape(&source.name)));
+    let subject = measure
+        .clone()
+        .or_else(|| source.clone())
+        .unwrap_or_else(|| "The scorecard".to_string());
+    let status = escape(&alert.status);
+    let was = alert
+        .previous_status
+        .as_deref()
+        .map(|previous| format!(" (was {})", escape(previous)))
+        .unwrap_or_default();
+    match alert.event {
+        EventKind::Firing => format!(
+            "{} {subject} is *{status}*{was}",
+            status_emoji(&alert.status)
+        ),
+        EventKind::Reminder => format!(
+            "{} {subject} is still *{status}*",
+            status_emoji(&alert.status)
+        ),
+        EventKind::Resolved => {
+            format!(":white_check_mark: {subject} is back on target: *{status}*{was}")
+        }
+        EventKind::Forecast => {
+            let projected = alert
+                .forecast
+                .as_ref()
+                .map_or(status.clone(), |forecast| escape(&forecast.status));
+            format!(":crystal_ball: {subject} is forecast to end the period *{projected}*")
+        }
+        EventKind::ForecastResolved => {
+            format!(":white_check_mark: {subject} is forecast to end the period on target again")
+        }
+        EventKind::Stale => {
+            let subject = source.unwrap_or(subject);
+            let last = alert
+                .source
+                .as_ref()
+                .and_then(|source| source.last_success_at.as_deref())
+                .map_or("never synced successfully".to_string(), |at| {
+                    format!("has not synced successfully since {}", escape(at))
+                });
+            format!(":hourglass_flowing_sand: Source {subject} {last}")
+        }
+        EventKind::StaleResolved => {
+            let subject = source.unwrap_or(subject);
+            format!(":white_check_mark: Source {subject} synced again")
+        }
+        EventKind::NoData => {
+            format!(":grey_question: {subject} has no data for its running period")
+        }
+        EventKind::NoDataResolved => format!(":white_check_mark: {subject} has data again"),
+        EventKind::Test => {
+            ":wave: Test notification: this channel receives scorekeeper's alerts".to_string()
+        }
+    }
+}
+
+/// One alert's section text: the headline, then perspective and period, value vs target,
+/// the forecast, the source's last error, and since when.
+fn alert_text(alert: &AlertEvent) -> String {
+    let mut lines = vec![headline(alert)];
+    let unit = alert
+        .measure
+        .as_ref()
+        .and_then(|measure| measure.unit.as_deref());
+    let mut place = Vec::new();
+    if let Some(measure) = &alert.measure {
+        place.push(escape(&perspective_name(&measure.perspective)));
+    }
+    if let Some(period) = &alert.period {
+        let running = if period.complete { "" } else { " (running)" };
+        place.push(format!("{}{running}", escape(&period.label)));
+    }
+    if !place.is_empty() {
+        lines.push(place.join(" · "));
+    }
+    match (alert.value, &alert.target) {
+        (Some(value), Some(target)) => lines.push(format!(
+            "Value *{}* vs target *{}*",
+            escape(&with_unit(value, unit)),
+            escape(&target_text(target, unit))
+        )),
+        (Some(value), None) => lines.push(format!("Value *{}*", escape(&with_unit(value, unit)))),
+        (None, Some(target)) => lines.push(format!(
+            "No value yet; target *{}*",
+            escape(&target_text(target, unit))
+        )),
+        (None, None) => {}
+    }
+    if let Some(forecast) = &alert.forecast {
+        lines.push(format!(
+            "Forecast *{}* at the period's end ({}, {}, {}% of the period elapsed)",
+            escape(&with_unit(forecast.value, unit)),
+            escape(&forecast.status),
+            escape(&forecast.method.replace('_', " ")),
+            format_number((forecast.elapsed * 100.0).round())
+        ));
+    }
+    if alert.event == EventKind::Stale
+        && let Some(error) = alert
+            .source
+            .as_ref()
+            .and_then(|source| source.last_error.as_deref())
+    {
+        lines.push(format!("Last error: {}", escape(error)));
+    }
+    if alert.event != EventKind::Test {
+        lines.push(format!("Since {}", escape(&alert.since)));
+    }
+    truncate(&lines.join("\n"), SLACK_SECTION_CHARS)
+}
+
+/// One digest line: `:red_circle: Revenue 41,200 EUR vs ≥ 50,000 EUR (was green)`.
+fn digest_line_text(line: &DigestLine) -> String {
+    let unit = line.measure.unit.as_deref();
+    let mut text = format!(
+        "{} *{}* ({})",
+        status_emoji(&line.status),
+        escape(&line.measure.name),
+        escape(&line.period.label)
+    );
+    match line.value {
+        Some(value) => text.push_str(&format!(" {}", escape(&with_unit(value, unit)))),
+        None => text.push_str(" no data"),
+    }
+    if let Some(target) = &line.target {
+        text.push_str(&format!(" vs {}", escape(&target_text(target, unit))));
+    }
+    if let Some(previous) = &line.previous_status {
+        text.push_str(&format!(" (was {})", escape(previous)));
+    }
+    if let Some(forecast) = &line.forecast {
+        text.push_str(&format!(
+            " · forecast {} {}",
+            escape(&with_unit(forecast.value, unit)),
+            escape(&forecast.status)
+        ));
+    }
+    text
+}
+
+fn section(text: String) -> Value {
+    json!({"type": "section", "text": {"type": "mrkdwn", "text": text}})
+}
+
+/// Sections of one perspective's digest lines, each within the section text limit.
+fn digest_sections(title: &str, lines: &[String]) -> Vec<Value> {
+    let mut sections = Vec::new();
+    let mut text = format!("*{}*", escape(title));
+    for line in lines {
+        let line = truncate(line, SLACK_SECTION_CHARS - title.chars().count() - 3);
+        if text.chars().count() + 1 + line.chars().count() > SLACK_SECTION_CHARS {
+            sections.push(section(std::mem::replace(
+                &mut text,
+                format!("*{}* (continued)", escape(title)),
+            )));
+        }
+        text.push('\n');
+        text.push_str(&line);
+    }
+    sections.push(section(text));
+    sections
+}
+
+/// The Slack incoming-webhook message for `notification`: `text` (the notification
+/// fallback) and `blocks`: a header, a section per alert (or per perspective of a digest),
+/// and a link button to the dashboard when `dashboard_url` is set; within Slack's limits.
+pub(super) fn message(notification: &Notification) -> Value {
+    let scorecard = &notification.scorecard;
+    let (title, mut sections, fallback) = match notification.kind {
+        NotificationKind::Alerts | NotificationKind::Test => {
+            let count = notification.alerts.len();
+            let title = if notification.kind == NotificationKind::Test {
+                format!("{scorecard}: test notification")
+            } else if count == 1 {
+                format!("{scorecard}: 1 alert")
+            } else {
+                format!("{scorecard}: {count} alerts")
+            };
+            let sections: Vec<Value> = notification
+                .alerts
+                .iter()
+                .map(|alert| section(alert_text(alert)))
+                .collect();
+            let headlines: Vec<String> = notification.alerts.iter().map(headline).collect();
+            let fallback = format!("{}: {}", escape(scorecard), headlines.join("; "));
+            (title, sections, fallback)
+        }
+        NotificationKind::Digest => {
+            let title = format!("{scorecard}: scorecard review");
+            let mut sections = Vec::new();
+            let lines = notification
+                .digest
+                .as_ref()
+                .map_or(&[][..], |digest| &digest.lines[..]);
+            if let Some(since) = notification
+                .digest
+                .as_ref()
+                .and_then(|digest| digest.since.as_deref())
+            {
+                sections.push(json!({
+                    "type": "context",
+                    "elements": [{"type": "mrkdwn", "text": format!("Changes since {}", escape(since))}],
+                }));
+            }
+            // Lines arrive in scorecard order, perspective by perspective.
+            let mut index = 0;
+            while index < lines.len() {
+                let perspective = &lines[index].measure.perspective;
+                let group: Vec<String> = lines[index..]
+                    .iter()
+                    .take_while(|line| &line.measure.perspective == perspective)
+                    .map(digest_line_text)
+                    .collect();
+                index += group.len();
+                sections.extend(digest_sections(&perspective_name(perspective), &group));
+            }
+            if lines.is_empty() {
+                sections.push(section("No measures to review.".to_string()));
+            }
+            let off_target = lines.iter().filter(|line| line.status == "red").count();
+            let fallback = format!(
+                "{}: scorecard review, {} measures, {} red",
+                escape(scorecard),
+                lines.len(),
+                off_target
+            );
+            (title, sections, fallback)
+        }
+    };
+    let button = notification
+        .dashboard_url
+        .as_deref()
+        .filter(|url| url.chars().count() <= SLACK_BUTTON_URL_CHARS)
+        .map(|url| {
+            json!({
+                "type": "actions",
+                "elements": [{
+                    "type": "button",
+                    "text": {"type": "plain_text", "text": "Open dashboard"},
+                    "url": url,
+                }],
+            })
+        });
+    // Header and button take one block each; one more says how many sections were left out.
+    let room = SLACK_MAX_BLOCKS - 1 - usize::from(button.is_some());
+    if sections.len() > room {
+        let left_out = sections.len() - (room - 1);
+        sections.truncate(room - 1);
+        let more = match &notification.dashboard_url {
+            Some(_) => format!("…and {left_out} more: see the dashboard"),
+            None => format!("…and {left_out} more"),
+        };
+        sections.push(json!({
+            "type": "context",
+            "elements": [{"type": "mrkdwn", "text": more}],
+        }));
+    }
+    let mut blocks = vec![json!({
+        "type": "header",
+        "text": {"type": "plain_text", "text": truncate(&title, SLACK_HEADER_CHARS), "emoji": true},
+    })];
+    blocks.extend(sections);
+    blocks.extend(button);
+    json!({
+        "text": truncate(&fallback, SLACK_TEXT_CHARS),
+        "blocks": blocks,
+    })
+}
+
+#[cfg(test)]
+mod tests {}
