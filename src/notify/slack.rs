@@ -369,4 +369,186 @@ pub(super) fn message(notification: &Notification) -> Value {
 }
 
 #[cfg(test)]
-mod tests {}
+mod tests {
+    use super::*;
+    use crate::notify::webhook::tests::{example_alerts, example_digest};
+
+    fn texts(message: &Value) -> Vec<String> {
+        message["blocks"]
+            .as_array()
+            .expect("blocks is an array")
+            .iter()
+            .filter(|block| block["type"] == "section")
+            .map(|block| {
+                block["text"]["text"]
+                    .as_str()
+                    .expect("mrkdwn text")
+                    .to_string()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn numbers_are_grouped_and_trimmed() {
+        for (value, expected) in [
+            (41200.0, "41,200"),
+            (1234567.891, "1,234,567.89"),
+            (12.5, "12.5"),
+            (-4500.0, "-4,500"),
+            (0.12345, "0.1235"),
+            (999.999, "1,000"),
+            (0.0, "0"),
+            (-0.00001, "0"),
+        ] {
+            assert_eq!(format_number(value), expected, "{value}");
+        }
+        assert_eq!(with_unit(12.5, Some("%")), "12.5%");
+        assert_eq!(with_unit(41200.0, Some("EUR")), "41,200 EUR");
+        assert_eq!(with_unit(3.0, None), "3");
+    }
+
+    #[test]
+    fn alerts_get_a_header_a_section_each_and_a_dashboard_button() {
+        let message = message(&example_alerts());
+        let blocks = message["blocks"].as_array().expect("blocks is an array");
+        assert_eq!(blocks[0]["type"], "header");
+        assert_eq!(blocks[0]["text"]["type"], "plain_text");
+        assert_eq!(blocks[0]["text"]["text"], "Acme Coffee: 3 alerts");
+        assert_eq!(
+            texts(&message),
+            [
+                ":red_circle: *Monthly recurring revenue* is *red* (was amber)\nFinancial · 2026-02\nValue *41,200 EUR* vs target *≥ 50,000 EUR*\nSince 2026-03-02T06:00:00+01:00",
+                ":crystal_ball: *First reply time* is forecast to end the period *red*\nCustomer · 2026-03 (running)\nValue *4.6 h* vs target *≤ 4 h*\nForecast *5.4 h* at the period's end (red, trend, 26% of the period elapsed)\nSince 2026-03-09T08:00:00+01:00",
+                ":hourglass_flowing_sand: Source *stripe* has not synced successfully since 2026-03-09T04:00:00+01:00\nLast error: stripe.charges: 401 Unauthorized: Invalid API Key provided\nSince 2026-03-09T06:00:00+01:00",
+            ]
+        );
+        let last = blocks.last().expect("blocks are not empty");
+        assert_eq!(last["type"], "actions");
+        assert_eq!(last["elements"][0]["type"], "button");
+        assert_eq!(
+            last["elements"][0]["url"],
+            "https://scorecard.acme.example/"
+        );
+        let text = message["text"].as_str().expect("text is a string");
+        assert!(
+            text.starts_with("Acme Coffee: :red_circle: *Monthly recurring revenue* is *red*"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn no_button_without_a_dashboard_url() {
+        let mut notification = example_alerts();
+        notification.dashboard_url = None;
+        let message = message(&notification);
+        let blocks = message["blocks"].as_array().expect("blocks is an array");
+        assert!(
+            blocks.iter().all(|block| block["type"] != "actions"),
+            "{message}"
+        );
+        assert_eq!(blocks.len(), 4);
+    }
+
+    #[test]
+    fn control_characters_are_escaped_in_mrkdwn() {
+        let mut notification = example_alerts();
+        if let Some(measure) = notification.alerts[0].measure.as_mut() {
+            measure.name = "R&D <spend> ratio".to_string();
+        }
+        let message = message(&notification);
+        assert!(
+            texts(&message)[0].contains("*R&amp;D &lt;spend&gt; ratio*"),
+            "{message}"
+        );
+        assert!(
+            message["text"]
+                .as_str()
+                .is_some_and(|text| text.contains("R&amp;D &lt;spend&gt;"))
+        );
+    }
+
+    #[test]
+    fn many_alerts_stay_within_slacks_limits() {
+        let mut notification = example_alerts();
+        notification.scorecard = "S".repeat(400);
+        let first = notification.alerts[0].clone();
+        notification.alerts = (0..80)
+            .map(|index| {
+                let mut alert = first.clone();
+                if let Some(measure) = alert.measure.as_mut() {
+                    measure.name = format!("Measure {index} {}", "x".repeat(4000));
+                }
+                alert
+            })
+            .collect();
+        let message = message(&notification);
+        let blocks = message["blocks"].as_array().expect("blocks is an array");
+        assert_eq!(blocks.len(), SLACK_MAX_BLOCKS);
+        let header = blocks[0]["text"]["text"].as_str().expect("header text");
+        assert_eq!(header.chars().count(), SLACK_HEADER_CHARS);
+        for text in texts(&message) {
+            assert!(text.chars().count() <= SLACK_SECTION_CHARS);
+        }
+        // 50 blocks: the header, 47 alerts, "…and 33 more", the button.
+        assert_eq!(texts(&message).len(), 47);
+        assert_eq!(blocks[48]["type"], "context");
+        assert_eq!(
+            blocks[48]["elements"][0]["text"],
+            "…and 33 more: see the dashboard"
+        );
+        assert_eq!(blocks[49]["type"], "actions");
+        assert!(message["text"].as_str().expect("text").chars().count() <= SLACK_TEXT_CHARS);
+    }
+
+    #[test]
+    fn digests_list_measures_perspective_by_perspective() {
+        let message = message(&example_digest());
+        let blocks = message["blocks"].as_array().expect("blocks is an array");
+        assert_eq!(blocks[0]["text"]["text"], "Acme Coffee: scorecard review");
+        assert_eq!(blocks[1]["type"], "context");
+        assert_eq!(
+            blocks[1]["elements"][0]["text"],
+            "Changes since 2026-03-02T08:00:00+01:00"
+        );
+        assert_eq!(
+            texts(&message),
+            [
+                "*Financial*\n:red_circle: *Monthly recurring revenue* (2026-02) 41,200 EUR vs ≥ 50,000 EUR (was amber)",
+                "*Customer*\n:large_orange_circle: *First reply time* (2026-03) 4.6 h vs ≤ 4 h · forecast 5.4 h red",
+            ]
+        );
+        assert_eq!(
+            message["text"],
+            "Acme Coffee: scorecard review, 2 measures, 1 red"
+        );
+    }
+
+    #[test]
+    fn long_digests_split_sections_at_the_text_limit() {
+        let mut notification = example_digest();
+        let digest = notification
+            .digest
+            .as_mut()
+            .expect("the example is a digest");
+        let line = digest.lines[0].clone();
+        digest.lines = (0..200)
+            .map(|index| {
+                let mut line = line.clone();
+                line.measure.name = format!("Financial measure number {index}");
+                line
+            })
+            .collect();
+        let message = message(&notification);
+        let sections = texts(&message);
+        assert!(sections.len() > 1, "{sections:?}");
+        assert!(sections[1].starts_with("*Financial* (continued)\n"));
+        for text in &sections {
+            assert!(text.chars().count() <= SLACK_SECTION_CHARS);
+        }
+        let listed: usize = sections
+            .iter()
+            .map(|text| text.matches(":red_circle:").count())
+            .sum();
+        assert_eq!(listed, 200);
+    }
+}
