@@ -24,6 +24,19 @@ fn escape(text: &str) -> String {
         .replace('>', "&gt;")
 }
 
+/// Escaped mrkdwn cut to `max` characters without leaving half an entity (`&am…`).
+fn truncate_mrkdwn(text: &str, max: usize) -> String {
+    let cut = truncate(text, max);
+    if cut == text {
+        return cut;
+    }
+    let kept = cut.trim_end_matches('…');
+    match kept.rfind('&') {
+        Some(at) if !kept[at..].contains(';') => format!("{}…", &kept[..at]),
+        _ => cut,
+    }
+}
+
 fn status_emoji(status: &str) -> &'static str {
     match status {
         "green" => ":large_green_circle:",
@@ -207,7 +220,7 @@ fn alert_text(alert: &AlertEvent) -> String {
     if alert.event != EventKind::Test {
         lines.push(format!("Since {}", escape(&alert.since)));
     }
-    truncate(&lines.join("\n"), SLACK_SECTION_CHARS)
+    truncate_mrkdwn(&lines.join("\n"), SLACK_SECTION_CHARS)
 }
 
 /// One digest line: `:red_circle: Revenue 41,200 EUR vs ≥ 50,000 EUR (was green)`.
@@ -248,7 +261,7 @@ fn digest_sections(title: &str, lines: &[String]) -> Vec<Value> {
     let mut sections = Vec::new();
     let mut text = format!("*{}*", escape(title));
     for line in lines {
-        let line = truncate(line, SLACK_SECTION_CHARS - title.chars().count() - 3);
+        let line = truncate_mrkdwn(line, SLACK_SECTION_CHARS - title.chars().count() - 3);
         if text.chars().count() + 1 + line.chars().count() > SLACK_SECTION_CHARS {
             sections.push(section(std::mem::replace(
                 &mut text,
@@ -363,7 +376,7 @@ pub(super) fn message(notification: &Notification) -> Value {
     blocks.extend(sections);
     blocks.extend(button);
     json!({
-        "text": truncate(&fallback, SLACK_TEXT_CHARS),
+        "text": truncate_mrkdwn(&fallback, SLACK_TEXT_CHARS),
         "blocks": blocks,
     })
 }
@@ -386,6 +399,13 @@ mod tests {
                     .to_string()
             })
             .collect()
+    }
+
+    #[test]
+    fn cuts_never_split_an_entity() {
+        assert_eq!(truncate_mrkdwn("R&amp;D", 4), "R…");
+        assert_eq!(truncate_mrkdwn("R&amp;D budget", 8), "R&amp;D…");
+        assert_eq!(truncate_mrkdwn("short", 10), "short");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Webhook delivery: scorekeeper's versioned JSON body signed per Standard Webhooks, or a
-//! Slack incoming-webhook message, posted once per call and classified into an
-//! [`Outcome`]. Retrying, backoff and giving up belong to the dispatcher; this module
-//! never loops, never sleeps and never stores anything.
+//! Slack incoming-webhook message (rendered by `notify::slack`), posted once per call and
+//! classified into an [`Outcome`]. Retrying, backoff and giving up belong to the
+//! dispatcher; this module never loops, never sleeps and never stores anything.
 //!
 //! Signing follows the Standard Webhooks specification 1.0.0
 //! (<https://github.com/standard-webhooks/standard-webhooks/blob/main/spec/standard-webhooks.md>,
