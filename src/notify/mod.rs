@@ -17,6 +17,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::secret::Secret;
 
+mod slack;
+pub mod webhook;
+
 /// The version of the webhook body schema (`"version"` in every body).
 pub const SCHEMA_VERSION: u32 = 1;
 

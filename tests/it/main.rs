@@ -19,5 +19,6 @@ mod shopify;
 mod store;
 mod stripe;
 mod talentlms;
+mod webhook;
 mod xero;
 mod zendesk;
