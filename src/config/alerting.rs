@@ -21,6 +21,16 @@
 //! url = "https://hooks.example.com/scorecard"
 //! secret = "${WEBHOOK_SECRET}"   # whsec_...: signs deliveries (Standard Webhooks)
 //! format = "standard"            # or "slack" for an incoming-webhook URL
+//!
+//! [smtp]
+//! host = "smtp.example.com"
+//! port = 587                     # default: 587 starttls, 465 tls, 25 none
+//! tls = "starttls"               # starttls (required) | tls (SMTPS) | none (local relay)
+//! username = "alerts@example.com"
+//! password = "${SMTP_PASSWORD}"
+//! from = "Scorekeeper <alerts@example.com>"
+//! ca_file = "/etc/scorekeeper/relay-ca.pem"   # optional: extra trusted roots (PEM)
+//! timeout = "30s"                # optional: the longest one delivery may take
 //! ```
 
 use std::path::PathBuf;

@@ -178,11 +178,16 @@ fn classify(server: &str, smtp: &SmtpConfig, error: &lettre::transport::smtp::Er
             after: None,
         };
     }
-    if error.is_tls() {
+    if let Some(tls_error) = tls_failure(error) {
         // Often a certificate problem that needs a person, but also a relay restarting
         // with a renewed certificate: retried until the outbox gives up.
+        let hint = if tls_error.contains("UnknownIssuer") {
+            " (a private CA? put its certificate in smtp.ca_file)"
+        } else {
+            ""
+        };
         return Outcome::Retry {
-            error: format!("TLS with SMTP server {server} failed: {detail}"),
+            error: format!("TLS with SMTP server {server} failed: {tls_error}{hint}"),
             after: None,
         };
     }
@@ -191,7 +196,10 @@ fn classify(server: &str, smtp: &SmtpConfig, error: &lettre::transport::smtp::Er
         // required, no common AUTH mechanism, an address the client refuses. Retrying
         // the same configuration cannot help.
         return Outcome::Failed {
-            error: format!("cannot send through SMTP server {server}: {detail}"),
+            error: format!(
+                "cannot send through SMTP server {server}: {}",
+                detail.trim_start_matches("internal client error: ")
+            ),
         };
     }
     Outcome::Retry {
@@ -200,8 +208,31 @@ fn classify(server: &str, smtp: &SmtpConfig, error: &lettre::transport::smtp::Er
     }
 }
 
-/// The error and its sources, `a: b: c`, without repeating a source that the error
-/// already printed.
+/// The TLS error behind a failure, if it is one: lettre reports a failed handshake as
+/// a connection error around an `io::Error` around the `rustls::Error`.
+fn tls_failure(error: &lettre::transport::smtp::Error) -> Option<String> {
+    if error.is_tls() {
+        return Some(error_chain(error));
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(cause) = source {
+        if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
+            return Some(tls.to_string());
+        }
+        if let Some(inner) = cause
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        {
+            return Some(inner.to_string());
+        }
+        source = cause.source();
+    }
+    None
+}
+
+/// The error and its sources, `a: b: c`, each part once (lettre nests errors of the
+/// same kind, which would print `Connection error: Connection error: ...`).
 fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
@@ -213,7 +244,16 @@ fn error_chain(error: &dyn std::error::Error) -> String {
         }
         source = cause.source();
     }
-    text
+    let mut parts: Vec<&str> = Vec::new();
+    for part in text.split(": ") {
+        if parts
+            .last()
+            .is_none_or(|last| !last.eq_ignore_ascii_case(part))
+        {
+            parts.push(part);
+        }
+    }
+    parts.join(": ")
 }
 
 /// Removes the password, as typed and as AUTH PLAIN/LOGIN send it (base64), should a
