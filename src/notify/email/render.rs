@@ -174,6 +174,8 @@ enum Section {
 struct Cell {
     text: String,
     status: Option<String>,
+    /// Kept on one line in HTML tables (periods, values, statuses).
+    nowrap: bool,
 }
 
 impl Cell {
@@ -181,6 +183,14 @@ impl Cell {
         Self {
             text: text.into(),
             status: None,
+            nowrap: false,
+        }
+    }
+
+    fn nowrap(text: impl Into<String>) -> Self {
+        Self {
+            nowrap: true,
+            ..Self::plain(text)
         }
     }
 
@@ -188,6 +198,7 @@ impl Cell {
         Self {
             text: text.into(),
             status: Some(status.to_string()),
+            nowrap: true,
         }
     }
 }
@@ -221,7 +232,11 @@ impl Document {
                             .map(|(label, _)| label.chars().count())
                             .max()
                             .unwrap_or(0);
+                        // Continuation lines (a source's multi-line error) line up
+                        // under the first line of the value.
+                        let continuation = format!("\n{}", " ".repeat(width + 4));
                         for (label, value) in &block.rows {
+                            let value = value.trim_end().replace('\n', &continuation);
                             out.push_str(&format!("  {label:<width$}  {value}\n"));
                         }
                         out.push('\n');
@@ -331,9 +346,9 @@ impl Document {
                         out.push_str("<table role=\"presentation\" cellpadding=\"0\" cellspacing=\"0\" style=\"border-collapse:collapse\">\n");
                         for (label, value) in &block.rows {
                             out.push_str(&format!(
-                                "<tr><td style=\"padding:2px 16px 2px 0;vertical-align:top;{MUTED}\">{}</td><td style=\"padding:2px 0\">{}</td></tr>\n",
+                                "<tr><td style=\"padding:2px 16px 2px 0;vertical-align:top;white-space:nowrap;{MUTED}\">{}</td><td style=\"padding:2px 0\">{}</td></tr>\n",
                                 escape(label),
-                                escape(value)
+                                escape(value.trim_end()).replace('\n', "<br>")
                             ));
                         }
                         out.push_str("</table>\n</div>\n");
@@ -368,7 +383,8 @@ impl Document {
                         out.push_str("<tr>");
                         for cell in row {
                             out.push_str(&format!(
-                                "<td style=\"padding:4px 8px;border-bottom:1px solid #eaeef2{}\">{}</td>",
+                                "<td style=\"padding:4px 8px;border-bottom:1px solid #eaeef2{}{}\">{}</td>",
+                                if cell.nowrap { ";white-space:nowrap" } else { "" },
                                 cell.status
                                     .as_deref()
                                     .map(|status| format!(";font-weight:bold;color:{}", status_colour(status)))
@@ -787,8 +803,8 @@ impl View {
                 }
                 rows.push(vec![
                     Cell::plain(line.measure.name.clone()),
-                    Cell::plain(line.period.label.clone()),
-                    Cell::plain(format_value_or_none(line.value, unit)),
+                    Cell::nowrap(line.period.label.clone()),
+                    Cell::nowrap(format_value_or_none(line.value, unit)),
                     Cell::plain(
                         line.target
                             .as_ref()

@@ -276,7 +276,7 @@ fn a_stale_source_is_named_with_its_last_error() {
         "* Source stripe is stale",
         "Source                stripe (stripe)",
         "Last successful sync  2026-03-14 09:15 CET",
-        "Last error            GET https://api.stripe.com/v1/charges: 401 Unauthorized:\nInvalid API Key provided",
+        "Last error            GET https://api.stripe.com/v1/charges: 401 Unauthorized:\n                        Invalid API Key provided\n",
     ] {
         assert!(
             rendered.text.contains(expected),
@@ -297,6 +297,13 @@ fn a_stale_source_is_named_with_its_last_error() {
         never.text.contains("Last successful sync  never"),
         "{}",
         never.text
+    );
+    assert!(
+        rendered
+            .html
+            .contains("401 Unauthorized:<br>Invalid API Key provided"),
+        "{}",
+        rendered.html
     );
 
     assert_eq!(
