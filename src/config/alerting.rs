@@ -21,8 +21,19 @@
 //! url = "https://hooks.example.com/scorecard"
 //! secret = "${WEBHOOK_SECRET}"   # whsec_...: signs deliveries (Standard Webhooks)
 //! format = "standard"            # or "slack" for an incoming-webhook URL
+//!
+//! [smtp]
+//! host = "smtp.example.com"
+//! port = 587                     # default: 587 starttls, 465 tls, 25 none
+//! tls = "starttls"               # starttls (required) | tls (SMTPS) | none (local relay)
+//! username = "alerts@example.com"
+//! password = "${SMTP_PASSWORD}"
+//! from = "Scorekeeper <alerts@example.com>"
+//! ca_file = "/etc/scorekeeper/relay-ca.pem"   # optional: extra trusted roots (PEM)
+//! timeout = "30s"                # optional: the longest one delivery may take
 //! ```
 
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -98,6 +109,10 @@ pub struct RawSmtp {
     pub password: Option<Secret>,
     /// The From header: `Name <address>` or an address.
     pub from: String,
+    /// A PEM file of extra trusted root certificates (a private relay, a test server).
+    pub ca_file: Option<String>,
+    /// How long one delivery may take, connection to QUIT (default 30s).
+    pub timeout: Option<String>,
 }
 
 /// Defaults that apply to every alert.
@@ -243,7 +258,14 @@ pub struct SmtpConfig {
     pub password: Option<Secret>,
     /// The From header.
     pub from: String,
+    /// Extra trusted root certificates (PEM), besides the built-in Mozilla roots.
+    pub ca_file: Option<PathBuf>,
+    /// How long one delivery may take, connection to QUIT.
+    pub timeout: Duration,
 }
+
+/// The SMTP timeout when `[smtp] timeout` is not set.
+pub const DEFAULT_SMTP_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn duration(key: &str, text: &str, problems: &mut Problems) -> Option<Duration> {
     humantime::parse_duration(text)
@@ -501,6 +523,28 @@ pub(super) fn validate_smtp(raw: RawSmtp, problems: &mut Problems) -> Option<Smt
     if raw.password.is_some() && raw.username.is_none() {
         problems.add("smtp.username", "is required with password");
     }
+    let ca_file = raw.ca_file.as_deref().and_then(|path| {
+        check_ca_file(path)
+            .map_err(|error| problems.add("smtp.ca_file", format!("\"{path}\": {error}")))
+            .ok()
+            .map(|()| PathBuf::from(path))
+    });
+    if ca_file.is_some() && tls == SmtpTls::None {
+        problems.add(
+            "smtp.ca_file",
+            "is only used with tls = \"starttls\" or \"tls\"",
+        );
+    }
+    let timeout = match raw.timeout.as_deref() {
+        None => Some(DEFAULT_SMTP_TIMEOUT),
+        Some(text) => match duration("smtp.timeout", text, problems) {
+            Some(value) if value.is_zero() => {
+                problems.add("smtp.timeout", "must be longer than 0s");
+                None
+            }
+            other => other,
+        },
+    };
     let port = raw.port.unwrap_or(match tls {
         SmtpTls::Starttls => 587,
         SmtpTls::Tls => 465,
@@ -513,5 +557,28 @@ pub(super) fn validate_smtp(raw: RawSmtp, problems: &mut Problems) -> Option<Smt
         username: raw.username,
         password: raw.password,
         from: raw.from,
+        ca_file,
+        timeout: timeout.unwrap_or(DEFAULT_SMTP_TIMEOUT),
     })
+}
+
+/// Checks that a `ca_file` holds at least one PEM certificate that can be a trust root.
+fn check_ca_file(path: &str) -> Result<(), String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject as _;
+
+    let pem = std::fs::read(path).map_err(|error| format!("cannot be read: {error}"))?;
+    let certificates = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| format!("is not a PEM certificate file: {error}"))?;
+    if certificates.is_empty() {
+        return Err("holds no \"BEGIN CERTIFICATE\" block".to_string());
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    for certificate in certificates {
+        roots
+            .add(certificate)
+            .map_err(|error| format!("holds a certificate that cannot be a trust root: {error}"))?;
+    }
+    Ok(())
 }

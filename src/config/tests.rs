@@ -526,3 +526,74 @@ fn csv_settings_problems_name_their_keys() {
         );
     }
 }
+
+/// A minimal configuration with this `[smtp]` body after host and from.
+fn with_smtp(smtp: &str) -> String {
+    format!(
+        "[database]\nurl = \"sqlite://x.db\"\n\n[scorecard]\nname = \"S\"\ntimezone = \"UTC\"\n\n[smtp]\nhost = \"smtp.example.com\"\nfrom = \"Alerts <alerts@example.com>\"\n{smtp}\n"
+    )
+}
+
+#[test]
+fn smtp_timeout_and_ca_file_are_read_with_defaults() {
+    let settings = load(&with_smtp(""), &base_env()).expect("valid");
+    let smtp = settings.smtp.expect("[smtp]");
+    assert_eq!((smtp.tls, smtp.port), (SmtpTls::Starttls, 587));
+    assert_eq!(smtp.timeout, Duration::from_secs(30));
+    assert_eq!(smtp.ca_file, None);
+
+    let ca = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/smtp/ca.pem");
+    let text = with_smtp(&format!(
+        "tls = \"tls\"\ntimeout = \"45s\"\nca_file = \"{}\"",
+        ca.display()
+    ));
+    let smtp = load(&text, &base_env())
+        .expect("valid")
+        .smtp
+        .expect("[smtp]");
+    assert_eq!((smtp.tls, smtp.port), (SmtpTls::Tls, 465));
+    assert_eq!(smtp.timeout, Duration::from_secs(45));
+    assert_eq!(smtp.ca_file.as_deref(), Some(ca.as_path()));
+}
+
+#[test]
+fn smtp_timeout_and_ca_file_problems_name_their_keys() {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+    let ca = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/smtp/ca.pem");
+    let cases = [
+        (
+            "timeout = \"soon\"".to_string(),
+            "smtp.timeout: invalid duration \"soon\"".to_string(),
+        ),
+        (
+            "timeout = \"0s\"".to_string(),
+            "smtp.timeout: must be longer than 0s".to_string(),
+        ),
+        (
+            "ca_file = \"/nonexistent/ca.pem\"".to_string(),
+            "smtp.ca_file: \"/nonexistent/ca.pem\": cannot be read".to_string(),
+        ),
+        (
+            format!("ca_file = \"{}\"", manifest.display()),
+            format!(
+                "smtp.ca_file: \"{}\": holds no \"BEGIN CERTIFICATE\" block",
+                manifest.display()
+            ),
+        ),
+        (
+            format!("tls = \"none\"\nca_file = \"{}\"", ca.display()),
+            "smtp.ca_file: is only used with tls = \"starttls\" or \"tls\"".to_string(),
+        ),
+    ];
+    for (smtp, expected) in cases {
+        let problems = load(&with_smtp(&smtp), &base_env())
+            .expect_err(&smtp)
+            .problems;
+        assert!(
+            problems
+                .iter()
+                .any(|problem| problem.starts_with(&expected)),
+            "{smtp}: {problems:?}"
+        );
+    }
+}

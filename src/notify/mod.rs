@@ -10,6 +10,8 @@
 //! (signed per Standard Webhooks) or a Slack message and posts it. Both return a
 //! [`Outcome`] that the dispatcher records and acts on.
 
+pub mod email;
+
 use std::time::Duration;
 
 use base64::Engine as _;

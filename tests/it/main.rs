@@ -1,11 +1,13 @@
 //! The integration test binary: the real app against real components on loopback
 //! (SQLite files, a PostgreSQL server when `SCOREKEEPER_TEST_POSTGRES_URL` is set,
-//! wiremock servers for the SaaS APIs, the compiled binary for end-to-end runs).
+//! wiremock servers for the SaaS APIs, an SMTP server process (aiosmtpd) for email, the
+//! compiled binary for end-to-end runs).
 
 mod backfill;
 mod csv;
 mod declared;
 mod e2e;
+mod email;
 mod freshdesk;
 mod helpers;
 mod hubspot;
