@@ -14,6 +14,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Settings;
 use crate::http::{self, AppState};
+use crate::notify::dispatch::Dispatcher;
 use crate::recompute::{self, Catalog};
 use crate::scheduler::{self, SourceLocks};
 use crate::shutdown;
@@ -34,6 +35,8 @@ pub struct Services {
     pub engine: Engine,
     /// One lock per source.
     pub locks: SourceLocks,
+    /// Delivers the outbox.
+    pub dispatcher: Dispatcher,
 }
 
 impl Services {
@@ -69,12 +72,16 @@ impl Services {
         let http = HttpClient::new(policy).context("building the HTTP client")?;
         let engine = Engine::new(store.clone(), http, catalog.clone());
         let locks = SourceLocks::new(settings.sources.keys());
+        let settings = Arc::new(settings);
+        let dispatcher = Dispatcher::new(store.clone(), settings.clone())
+            .context("building the notification client")?;
         Ok(Self {
-            settings: Arc::new(settings),
+            settings,
             store,
             catalog,
             engine,
             locks,
+            dispatcher,
         })
     }
 
@@ -148,6 +155,21 @@ pub async fn run(
             ));
         }
     }
+    // Alerts: evaluated after every sync and every minute (stale sources and running
+    // periods age without a sync); what they enqueue wakes the dispatcher.
+    let outbox_wake = Arc::new(tokio::sync::Notify::new());
+    {
+        let services = services.clone();
+        let wake = outbox_wake.clone();
+        let token = shutdown.child_token();
+        tracker.spawn(async move { alert_loop(services, wake, token).await });
+    }
+    tracker.spawn(
+        services
+            .dispatcher
+            .clone()
+            .run(outbox_wake, shutdown.child_token()),
+    );
     tracing::info!(%address, sources = services.settings.sources.len(), measures = services.catalog.measures().len(), database = services.store.backend_name(), "Scorekeeper running");
 
     shutdown.cancelled().await;
@@ -165,6 +187,47 @@ pub async fn run(
     services.store.close().await;
     tracing::info!("Stopped");
     Ok(())
+}
+
+/// How often alerts are evaluated without a sync.
+const EVALUATE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Evaluates alerts after each sync and every [`EVALUATE_EVERY`] until `cancel` fires.
+async fn alert_loop(services: Services, wake: Arc<tokio::sync::Notify>, cancel: CancellationToken) {
+    let synced = services.engine.synced();
+    loop {
+        match evaluate_alerts(&services).await {
+            Ok(messages) if messages > 0 => wake.notify_one(),
+            Ok(_) => {}
+            Err(error) => {
+                tracing::error!(error = %error, "Evaluating alerts failed; retrying at the next sync")
+            }
+        }
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = synced.notified() => {}
+            () = tokio::time::sleep(EVALUATE_EVERY) => {}
+        }
+    }
+}
+
+/// Evaluates every alert and due digest once; returns the outbox messages enqueued.
+pub async fn evaluate_alerts(services: &Services) -> Result<usize, crate::store::StoreError> {
+    let now = chrono::Utc::now();
+    let evaluation =
+        crate::alerts::evaluate(&services.store, &services.settings, &services.catalog, now)
+            .await?;
+    let digests = crate::alerts::digest::enqueue_due(
+        &services.store,
+        &services.settings,
+        &services.catalog,
+        now,
+    )
+    .await?;
+    for event in &evaluation.events {
+        tracing::info!(event = event.event.as_str(), measure = event.measure.as_ref().map(|m| m.id.as_str()), source = event.source.as_ref().map(|s| s.name.as_str()), status = %event.status, "Alert");
+    }
+    Ok(evaluation.messages + digests)
 }
 
 /// Syncs one source right away, under its lock.

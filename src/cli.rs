@@ -83,6 +83,18 @@ pub enum Command {
         #[arg(long)]
         since: NaiveDate,
     },
+    /// Alert states and recent deliveries; `alerts silence MEASURE --for 3d` silences one.
+    Alerts {
+        /// What to do (default: list).
+        #[command(subcommand)]
+        action: Option<AlertsAction>,
+    },
+    /// Notification channels: `notify test CHANNEL` sends a test message.
+    Notify {
+        /// What to do.
+        #[command(subcommand)]
+        action: NotifyAction,
+    },
     /// Validate the configuration; --connect also tries every source's credentials.
     Check {
         /// Send one cheap request per source.
@@ -123,6 +135,30 @@ pub enum Command {
         /// Replace the file if it exists.
         #[arg(long)]
         force: bool,
+    },
+}
+
+/// `scorekeeper alerts ...`.
+#[derive(Debug, Subcommand)]
+pub enum AlertsAction {
+    /// Keep a measure's (or a source's stale) alerts from notifying for a while; the state
+    /// machine keeps running.
+    Silence {
+        /// Measure id (or source name for its stale alert).
+        subject: String,
+        /// How long: 30m, 12h, 3d ...
+        #[arg(long = "for", value_name = "DURATION")]
+        duration: String,
+    },
+}
+
+/// `scorekeeper notify ...`.
+#[derive(Debug, Subcommand)]
+pub enum NotifyAction {
+    /// Send a test message through one channel and print the result.
+    Test {
+        /// The channel (the key under [notify]).
+        channel: String,
     },
 }
 
@@ -204,6 +240,10 @@ pub async fn execute(cli: Cli) -> Result<(), Failure> {
             init(template, sources, &path, *force).await
         }
         Command::Backfill { source, since } => backfill(load(&cli)?, source, *since).await,
+        Command::Alerts { action } => alerts(load(&cli)?, action.as_ref()).await,
+        Command::Notify {
+            action: NotifyAction::Test { channel },
+        } => notify_test(load(&cli)?, channel).await,
         Command::Check { connect } => check(load(&cli)?, *connect).await,
         Command::Scorecard { format } => {
             let services = Services::prepare(load(&cli)?).await?;
@@ -541,6 +581,14 @@ async fn sync(settings: Settings, only: Option<&str>, reconcile: bool) -> Result
             failed.push(source.name.clone());
         }
     }
+    // Alerts judge what was just synced; what they enqueue goes out now (bounded), and
+    // whatever is left is delivered by the daemon or the next `sync`.
+    if !cancel.is_cancelled() {
+        app::evaluate_alerts(&services)
+            .await
+            .context("evaluating alerts")?;
+        deliver_due(&services, &cancel).await;
+    }
     // After a first signal the listener waits for a second one; it must not hold the exit.
     signal.abort();
     services.store.close().await;
@@ -582,6 +630,176 @@ fn connect_hint(source: &crate::config::SourceConfig, error: &SourceError) -> Op
             "{host} answered with something that is not this API: check {setting} (and base_url if set)"
         )),
         _ => None,
+    }
+}
+
+/// How long `sync` keeps delivering due notifications before it leaves the rest to the
+/// next run.
+const DELIVER_FOR: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Delivers due outbox messages for up to [`DELIVER_FOR`].
+async fn deliver_due(services: &Services, cancel: &CancellationToken) {
+    let deadline = tokio::time::Instant::now() + DELIVER_FOR;
+    while tokio::time::Instant::now() < deadline && !cancel.is_cancelled() {
+        match services.dispatcher.run_once(chrono::Utc::now()).await {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(error) => {
+                tracing::error!(error = %error, "Delivering notifications failed");
+                return;
+            }
+        }
+    }
+}
+
+async fn alerts(settings: Settings, action: Option<&AlertsAction>) -> Result<(), Failure> {
+    let services = Services::prepare(settings).await?;
+    let now = chrono::Utc::now();
+    let tz = services.settings.scorecard.timezone;
+    let show = |seconds: i64| {
+        chrono::DateTime::from_timestamp(seconds, 0)
+            .map(|time| time.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string())
+            .unwrap_or_default()
+    };
+    if let Some(AlertsAction::Silence { subject, duration }) = action {
+        let known = services.settings.measure(subject).is_some()
+            || services.settings.sources.contains_key(subject);
+        if !known {
+            return Err(Failure::Usage(format!(
+                "no measure or source \"{subject}\""
+            )));
+        }
+        let length = humantime::parse_duration(duration).map_err(|error| {
+            Failure::Usage(format!(
+                "--for {duration}: {error} (examples: 30m, 12h, 3d)"
+            ))
+        })?;
+        let until = now.timestamp() + length.as_secs() as i64;
+        services
+            .store
+            .silence(subject, until, now.timestamp())
+            .await
+            .context("saving the silence")?;
+        println!(
+            "{subject}: silenced until {} (alerts keep being evaluated)",
+            show(until)
+        );
+        services.store.close().await;
+        return Ok(());
+    }
+    let states = services
+        .store
+        .alert_states()
+        .await
+        .context("reading alert states")?;
+    let silences: std::collections::HashMap<String, i64> = services
+        .store
+        .silences(now.timestamp())
+        .await
+        .context("reading silences")?
+        .into_iter()
+        .collect();
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{:<32} {:<9} {:<8} {:<17} value",
+        "alert", "state", "status", "since"
+    )
+    .context("writing")?;
+    for row in &states {
+        let silenced = silences
+            .get(&row.subject)
+            .map(|until| format!("  (silenced until {})", show(*until)))
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "{:<32} {:<9} {:<8} {:<17} {}{silenced}",
+            row.alert,
+            row.state,
+            row.status.as_deref().unwrap_or("-"),
+            show(row.since),
+            row.value
+                .map(|value| value.to_string())
+                .unwrap_or_else(|| "-".into()),
+        )
+        .context("writing")?;
+    }
+    let deliveries = services
+        .store
+        .deliveries(20)
+        .await
+        .context("reading deliveries")?;
+    if !deliveries.is_empty() {
+        writeln!(out, "\nrecent deliveries:").context("writing")?;
+        for delivery in deliveries {
+            writeln!(
+                out,
+                "{}  {:<16} {} attempt {} {}{}",
+                show(delivery.at),
+                delivery.channel,
+                delivery.message,
+                delivery.attempt,
+                delivery.result,
+                delivery
+                    .error
+                    .map(|error| format!(": {error}"))
+                    .unwrap_or_default()
+            )
+            .context("writing")?;
+        }
+    }
+    drop(out);
+    services.store.close().await;
+    Ok(())
+}
+
+async fn notify_test(settings: Settings, name: &str) -> Result<(), Failure> {
+    let Some(channel) = settings.notify.get(name).cloned() else {
+        let known: Vec<&str> = settings.notify.keys().map(String::as_str).collect();
+        return Err(Failure::Usage(format!(
+            "no channel \"{name}\" (channels: {})",
+            if known.is_empty() {
+                "none configured".to_string()
+            } else {
+                known.join(", ")
+            }
+        )));
+    };
+    let now = chrono::Utc::now();
+    let notification = crate::notify::Notification {
+        alerts: vec![crate::notify::AlertEvent {
+            event: crate::notify::EventKind::Test,
+            measure: None,
+            source: None,
+            period: None,
+            value: None,
+            target: None,
+            status: "test".into(),
+            previous_status: None,
+            forecast: None,
+            since: now.to_rfc3339(),
+            at: now.to_rfc3339(),
+        }],
+        ..crate::notify::Notification::new(crate::notify::NotificationKind::Test, &settings, now)
+    };
+    let store = crate::store::Store::connect(&settings.database.url)
+        .await
+        .context("opening the database")?;
+    let dispatcher =
+        crate::notify::dispatch::Dispatcher::new(store.clone(), std::sync::Arc::new(settings))
+            .context("building the notification client")?;
+    let outcome = dispatcher.deliver(&channel, &notification).await;
+    store.close().await;
+    match outcome {
+        crate::notify::Outcome::Delivered => {
+            println!("{name}: test message {} delivered", notification.id);
+            Ok(())
+        }
+        crate::notify::Outcome::Retry { error, .. }
+        | crate::notify::Outcome::Failed { error }
+        | crate::notify::Outcome::Gone { error } => Err(Failure::Runtime(anyhow::anyhow!(
+            "{name}: test message not delivered: {error}"
+        ))),
     }
 }
 

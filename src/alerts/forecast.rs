@@ -52,7 +52,7 @@ pub struct Projection {
 
 /// Pro rata: `so_far ÷ elapsed`, once enough of the period has passed.
 pub fn pro_rata(so_far: f64, elapsed: f64) -> Option<Projection> {
-    (elapsed >= MIN_ELAPSED && elapsed <= 1.0 && so_far.is_finite()).then(|| Projection {
+    ((MIN_ELAPSED..=1.0).contains(&elapsed) && so_far.is_finite()).then(|| Projection {
         value: so_far / elapsed,
         method: Method::ProRata,
     })

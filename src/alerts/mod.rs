@@ -18,6 +18,7 @@
 //!   the complete period from then on).
 //! - `stale:<source>`: no successful sync within the source's `stale_after`.
 
+pub mod digest;
 pub mod forecast;
 pub mod state;
 
@@ -35,7 +36,7 @@ use crate::notify::{
 };
 use crate::recompute::{BoundMeasure, Catalog};
 use crate::status::{Direction, Status, Target};
-use crate::store::{AlertRow, HistoryRow, OutboxRow, Store, StoreError};
+use crate::store::{AlertRow, HistoryRow, Store, StoreError};
 use state::{HoldRule, Memory, Observation, State};
 
 /// What one evaluation did.
@@ -150,7 +151,10 @@ pub async fn evaluate(
         let kind = config.period;
         let current = kind.start_of(now, tz);
         let next = kind.next(current);
-        let previous = kind.start_of(current.with_timezone(&Utc) - chrono::Duration::seconds(1), tz);
+        let previous = kind.start_of(
+            current.with_timezone(&Utc) - chrono::Duration::seconds(1),
+            tz,
+        );
         let mut first = current;
         for _ in 0..forecast::TREND_PERIODS {
             first = kind.start_of(first.with_timezone(&Utc) - chrono::Duration::seconds(1), tz);
@@ -184,7 +188,11 @@ pub async fn evaluate(
                     .map(|input| (input.clone(), projections.get(input).copied().flatten()))
                     .collect();
                 (elapsed >= forecast::MIN_ELAPSED)
-                    .then(|| crate::measures::evaluate_formula(formula, &values).ok().flatten())
+                    .then(|| {
+                        crate::measures::evaluate_formula(formula, &values)
+                            .ok()
+                            .flatten()
+                    })
                     .flatten()
                     .map(|value| forecast::Projection {
                         value,
@@ -192,7 +200,10 @@ pub async fn evaluate(
                     })
             }
         };
-        projections.insert(config.id.clone(), projection.map(|projection| projection.value));
+        projections.insert(
+            config.id.clone(),
+            projection.map(|projection| projection.value),
+        );
 
         let (Some(target), false) = (config.target, config.alert.on.is_empty()) else {
             continue;
@@ -379,8 +390,13 @@ pub async fn evaluate(
             Observation::Good { recovered: true }
         };
         let memory = memory_of(before, now_s);
-        let (next_memory, event) =
-            state::step(&memory, observation, HoldRule::Evaluations(1), repeat, now_s);
+        let (next_memory, event) = state::step(
+            &memory,
+            observation,
+            HoldRule::Evaluations(1),
+            repeat,
+            now_s,
+        );
         let owners: Vec<String> = catalog
             .measures()
             .iter()
@@ -501,8 +517,10 @@ async fn commit(
         let alerts: Vec<AlertEvent> = events.iter().map(|(_, event)| event.clone()).collect();
         let id = match tx.waiting_message(&name, now_s).await? {
             Some(waiting) => {
-                let mut notification: Notification = serde_json::from_str(&waiting.body)
-                    .map_err(|error| StoreError::Corrupt(format!("outbox {}: {error}", waiting.id)))?;
+                let mut notification: Notification =
+                    serde_json::from_str(&waiting.body).map_err(|error| {
+                        StoreError::Corrupt(format!("outbox {}: {error}", waiting.id))
+                    })?;
                 notification.alerts.extend(alerts);
                 tx.update_body(&waiting.id, &to_json(&notification)).await?;
                 waiting.id
@@ -510,34 +528,22 @@ async fn commit(
             None => {
                 let last = tx.last_message_at(&name).await?;
                 let wait = now_s + channel.group_wait.as_secs() as i64;
-                let interval = last.map_or(0, |last| last + channel.group_interval.as_secs() as i64);
+                let interval =
+                    last.map_or(0, |last| last + channel.group_interval.as_secs() as i64);
                 let not_before = wait.max(interval);
                 let notification = Notification {
-                    id: crate::notify::new_id(),
-                    kind: NotificationKind::Alerts,
-                    scorecard: settings.scorecard.name.clone(),
-                    timezone: settings.scorecard.timezone.name().into(),
-                    created_at: now.to_rfc3339(),
-                    dashboard_url: settings.server.public_url.as_ref().map(|url| url.to_string()),
                     alerts,
-                    digest: None,
+                    ..Notification::new(NotificationKind::Alerts, settings, now)
                 };
-                tx.enqueue(&OutboxRow {
-                    id: notification.id.clone(),
-                    channel: name.clone(),
-                    kind: "alerts".into(),
-                    body: to_json(&notification),
-                    created_at: now_s,
+                let id = notification.id.clone();
+                tx.enqueue(&notification.into_outbox(
+                    &name,
+                    now_s,
                     not_before,
-                    next_attempt_at: not_before,
-                    attempts: 0,
-                    status: "pending".into(),
-                    last_error: None,
-                    finished_at: None,
-                    expires_at: not_before + settings.alerts.give_up.as_secs() as i64,
-                })
+                    settings.alerts.give_up,
+                ))
                 .await?;
-                notification.id
+                id
             }
         };
         evaluation.messages += 1;

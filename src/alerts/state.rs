@@ -212,7 +212,11 @@ mod tests {
 
     #[test]
     fn a_complete_period_fires_at_once_and_resolves_past_recovery_only() {
-        let steps = run(&[BAD, HOVER, HOVER, GOOD, GOOD], HoldRule::Evaluations(1), 60);
+        let steps = run(
+            &[BAD, HOVER, HOVER, GOOD, GOOD],
+            HoldRule::Evaluations(1),
+            60,
+        );
         assert_eq!(
             steps,
             [
@@ -244,7 +248,11 @@ mod tests {
             .collect();
         let steps = run(&observations, HoldRule::Evaluations(1), 1800);
         let events: Vec<_> = steps.iter().filter_map(|(_, event)| *event).collect();
-        assert_eq!(events, [EventKind::Firing], "one firing, no resolve/fire pairs");
+        assert_eq!(
+            events,
+            [EventKind::Firing],
+            "one firing, no resolve/fire pairs"
+        );
     }
 
     #[test]

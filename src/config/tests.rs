@@ -436,6 +436,35 @@ fn the_commented_source_examples_are_valid() {
     assert_eq!(settings.sources.len(), 7, "{examples}");
 }
 
+/// The commented alert examples in the shipped file load when uncommented.
+#[test]
+fn the_commented_alert_examples_are_valid() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/scorekeeper.toml");
+    let text = std::fs::read_to_string(&path).expect("shipped config");
+    let start = text.find("# --- Alerts").expect("the alerts section");
+    let examples: String = text[start..]
+        .lines()
+        .filter_map(|line| line.strip_prefix("# "))
+        .filter(|line| line.starts_with('[') || line.contains(" = "))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    let mut env = base_env();
+    env.insert("SMTP_PASSWORD".into(), "pw".into());
+    env.insert(
+        "WEBHOOK_SECRET".into(),
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
+    );
+    let settings = load_str(
+        &format!("[scorecard]\nname = \"x\"\ntimezone = \"UTC\"\n{examples}"),
+        "examples",
+        &env,
+    )
+    .unwrap_or_else(|error| panic!("{error}\n{examples}"));
+    assert_eq!(settings.notify.len(), 2);
+    assert!(settings.smtp.is_some());
+    assert_eq!(settings.alerts.repeat.as_secs(), 24 * 3600);
+}
+
 /// A configuration with one CSV source whose settings are `settings`.
 fn csv_source(settings: &str) -> String {
     format!(

@@ -10,8 +10,6 @@
 //! (signed per Standard Webhooks) or a Slack message and posts it. Both return a
 //! [`Outcome`] that the dispatcher records and acts on.
 
-pub mod email;
-
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -19,6 +17,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::secret::Secret;
 
+pub mod dispatch;
+pub mod email;
 mod slack;
 pub mod webhook;
 
@@ -231,6 +231,62 @@ pub struct Notification {
     pub alerts: Vec<AlertEvent>,
     /// The digest, for digest notifications.
     pub digest: Option<Digest>,
+}
+
+impl Notification {
+    /// A new, empty notification of `kind` about the scorecard in `settings`, created at
+    /// `now` (callers fill in `alerts` or `digest`).
+    pub fn new(
+        kind: NotificationKind,
+        settings: &crate::config::Settings,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Self {
+        Self {
+            id: new_id(),
+            kind,
+            scorecard: settings.scorecard.name.clone(),
+            timezone: settings.scorecard.timezone.name().into(),
+            created_at: now.with_timezone(&settings.scorecard.timezone).to_rfc3339(),
+            dashboard_url: settings
+                .server
+                .public_url
+                .as_ref()
+                .map(|url| url.to_string()),
+            alerts: Vec::new(),
+            digest: None,
+        }
+    }
+
+    /// The outbox row that carries it to `channel`: pending, not sent before
+    /// `not_before`, given up `give_up` after that.
+    pub fn into_outbox(
+        self,
+        channel: &str,
+        created_at: i64,
+        not_before: i64,
+        give_up: Duration,
+    ) -> crate::store::OutboxRow {
+        crate::store::OutboxRow {
+            id: self.id.clone(),
+            channel: channel.to_string(),
+            kind: match self.kind {
+                NotificationKind::Alerts => "alerts",
+                NotificationKind::Digest => "digest",
+                NotificationKind::Test => "test",
+            }
+            .into(),
+            body: serde_json::to_string(&self)
+                .expect("a notification of plain fields always serializes"),
+            created_at,
+            not_before,
+            next_attempt_at: not_before,
+            attempts: 0,
+            status: "pending".into(),
+            last_error: None,
+            finished_at: None,
+            expires_at: not_before + give_up.as_secs() as i64,
+        }
+    }
 }
 
 /// What one delivery attempt ended with.

@@ -182,6 +182,7 @@ pub struct Engine {
     store: Store,
     http: HttpClient,
     catalog: std::sync::Arc<Catalog>,
+    synced: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl Engine {
@@ -191,7 +192,13 @@ impl Engine {
             store,
             http,
             catalog,
+            synced: std::sync::Arc::default(),
         }
+    }
+
+    /// Notified after every finished sync (alerts are evaluated then).
+    pub fn synced(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        self.synced.clone()
     }
 
     /// Syncs every stream of `source`, then recomputes the periods it touched.
@@ -258,6 +265,7 @@ impl Engine {
                 error.as_deref(),
             )
             .await?;
+        self.synced.notify_one();
         written?;
         Ok(report)
     }

@@ -168,7 +168,9 @@ impl Store {
     pub async fn alert_states(&self) -> Result<Vec<AlertRow>, StoreError> {
         let sql = format!("SELECT {ALERT_COLUMNS} FROM alert_states ORDER BY alert");
         dispatch!(&self.pool, |pool| {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(pool).await?;
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .fetch_all(pool)
+                .await?;
             rows.iter()
                 .map(|row| alert_row(row).map_err(StoreError::from))
                 .collect()
@@ -352,7 +354,9 @@ impl Store {
 
     /// Every outbox message of a channel, oldest first (tests and `scorekeeper alerts`).
     pub async fn outbox_of(&self, channel: &str) -> Result<Vec<OutboxRow>, StoreError> {
-        let sql = format!("SELECT {OUTBOX_COLUMNS} FROM outbox WHERE channel = $1 ORDER BY created_at, id");
+        let sql = format!(
+            "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE channel = $1 ORDER BY created_at, id"
+        );
         dispatch!(&self.pool, |pool| {
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(channel)

@@ -3,9 +3,11 @@
 //! wiremock servers for the SaaS APIs, an SMTP server process (aiosmtpd) for email, the
 //! compiled binary for end-to-end runs).
 
+mod alerts;
 mod backfill;
 mod csv;
 mod declared;
+mod delivery;
 mod e2e;
 mod email;
 mod freshdesk;
