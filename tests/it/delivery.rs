@@ -14,18 +14,27 @@ use wiremock::{Mock, MockServer};
 
 use crate::helpers::*;
 
-/// What the receiver saw: (webhook-id, body).
-type Seen = Arc<Mutex<Vec<(String, String)>>>;
+/// One request the receiver saw.
+#[derive(Debug, Clone)]
+pub(crate) struct Received {
+    pub(crate) id: String,
+    pub(crate) timestamp: String,
+    pub(crate) signature: String,
+    pub(crate) body: String,
+}
+
+/// What the receiver saw.
+type Seen = Arc<Mutex<Vec<Received>>>;
 
 /// A webhook receiver answering the queued statuses in turn, then 200.
-struct Receiver {
-    address: SocketAddr,
-    seen: Seen,
+pub(crate) struct Receiver {
+    pub(crate) address: SocketAddr,
+    pub(crate) seen: Seen,
     stop: tokio_util::sync::CancellationToken,
 }
 
 impl Receiver {
-    async fn start(listener: tokio::net::TcpListener, statuses: &[u16]) -> Self {
+    pub(crate) async fn start(listener: tokio::net::TcpListener, statuses: &[u16]) -> Self {
         let address = listener.local_addr().expect("address");
         let seen: Seen = Arc::default();
         let queue = Arc::new(Mutex::new(
@@ -39,12 +48,19 @@ impl Receiver {
                     let seen = seen.clone();
                     let queue = queue.clone();
                     async move {
-                        let id = headers
-                            .get("webhook-id")
-                            .and_then(|value| value.to_str().ok())
-                            .unwrap_or_default()
-                            .to_string();
-                        seen.lock().expect("not poisoned").push((id, body));
+                        let header = |name: &str| {
+                            headers
+                                .get(name)
+                                .and_then(|value| value.to_str().ok())
+                                .unwrap_or_default()
+                                .to_string()
+                        };
+                        seen.lock().expect("not poisoned").push(Received {
+                            id: header("webhook-id"),
+                            timestamp: header("webhook-timestamp"),
+                            signature: header("webhook-signature"),
+                            body,
+                        });
                         let status = queue
                             .lock()
                             .expect("not poisoned")
@@ -69,12 +85,16 @@ impl Receiver {
         }
     }
 
-    fn ids(&self) -> Vec<String> {
+    pub(crate) fn received(&self) -> Vec<Received> {
+        self.seen.lock().expect("not poisoned").clone()
+    }
+
+    pub(crate) fn ids(&self) -> Vec<String> {
         self.seen
             .lock()
             .expect("not poisoned")
             .iter()
-            .map(|(id, _)| id.clone())
+            .map(|received| received.id.clone())
             .collect()
     }
 }

@@ -498,3 +498,160 @@ api_token = "${{TEST_STRIPE_KEY}}"
     );
     assert!(!stdout.contains("secret-token-5555") && !stderr.contains("secret-token-5555"));
 }
+
+/// The product check of the alerts issue, through the binary: a measure driven off
+/// target by an upstream change alerts once, signed, within the sync that saw the change;
+/// the recovery is told after the sync that sees it; `alerts` lists the state and the
+/// deliveries; `notify test` goes through the same channel.
+#[tokio::test]
+async fn an_upstream_change_alerts_once_signed_and_recovers_through_sync() {
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let receiver = crate::delivery::Receiver::start(listener, &[]).await;
+    // Ten 100 EUR charges in the previous month (Berlin): on target (1,000).
+    let berlin = chrono_tz::Europe::Berlin;
+    let now = chrono::Utc::now().with_timezone(&berlin);
+    let this_month = berlin
+        .with_ymd_and_hms(now.year(), now.month(), 1, 0, 0, 0)
+        .single()
+        .expect("a month start");
+    let last_month = this_month - chrono::Duration::days(20);
+    let charges = |failed: usize| {
+        let data: Vec<serde_json::Value> = (0..10)
+            .map(|index| {
+                serde_json::json!({
+                    "id": format!("ch_e2e_{index}"), "object": "charge", "amount": 10000,
+                    "created": last_month.timestamp() + index as i64 * 3600,
+                    "currency": "eur", "customer": "cus_1",
+                    "status": if index < failed { "failed" } else { "succeeded" }
+                })
+            })
+            .collect();
+        serde_json::json!({"object": "list", "url": "/v1/charges", "has_more": false, "data": data})
+            .to_string()
+    };
+    let stripe = MockServer::start().await;
+    let mount = |failed: usize| {
+        let stripe = &stripe;
+        let body = charges(failed);
+        async move {
+            stripe.reset().await;
+            Mock::given(method("GET"))
+                .and(path("/v1/charges"))
+                .respond_with(ResponseTemplate::new(200).set_body_raw(body, "application/json"))
+                .mount(stripe)
+                .await;
+        }
+    };
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let config = write_config(
+        &dir,
+        &format!(
+            r#"
+[database]
+url = "sqlite://{}/sk.db"
+
+[scorecard]
+name = "E2E Bakery"
+timezone = "Europe/Berlin"
+
+[sources.stripe]
+kind = "stripe"
+schedule = "0 0 3 * * *"
+base_url = "{}"
+api_key = "${{TEST_STRIPE_KEY}}"
+streams = ["charges"]
+lookback = "90d"
+
+[measures.revenue]
+perspective = "financial"
+period = "month"
+from = "stripe.charges"
+time = "created"
+where = "status == 'succeeded'"
+value = "amount / 100"
+aggregate = "sum"
+target = {{ value = 1000, direction = "up", warn = 900 }}
+forecast = false
+
+[notify.hook]
+kind = "webhook"
+url = "http://{}/hook"
+secret = "{secret}"
+"#,
+            dir.path().display(),
+            stripe.uri(),
+            receiver.address
+        ),
+    );
+    mount(0).await;
+    let (code, stdout, stderr) = scorekeeper(&config, GOOD_KEY, &["sync"]).await;
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(receiver.received().is_empty(), "on target: nothing to tell");
+
+    // Upstream, three charges turn out failed: 700 EUR, red. The next sync tells it.
+    mount(3).await;
+    let (code, _, stderr) = scorekeeper(&config, GOOD_KEY, &["sync"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let received = receiver.received();
+    assert_eq!(received.len(), 1, "once");
+    let message = &received[0];
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(secret.trim_start_matches("whsec_"))
+        .expect("base64");
+    let expected = scorekeeper::notify::webhook::sign(
+        &key,
+        &message.id,
+        message.timestamp.parse().expect("unix seconds"),
+        &message.body,
+    );
+    assert!(
+        message
+            .signature
+            .split(' ')
+            .any(|signature| signature == expected),
+        "signed: {} vs {expected}",
+        message.signature
+    );
+    let body: serde_json::Value = serde_json::from_str(&message.body).expect("JSON");
+    assert_eq!(body["type"], "scorekeeper.alerts");
+    assert_eq!(body["data"]["alerts"][0]["event"], "firing");
+    assert_eq!(body["data"]["alerts"][0]["value"], 700.0);
+
+    // A sync without change tells nothing more.
+    let (code, _, _) = scorekeeper(&config, GOOD_KEY, &["sync"]).await;
+    assert_eq!(code, 0);
+    assert_eq!(receiver.received().len(), 1);
+
+    // Upstream recovers: the resolution goes out.
+    mount(0).await;
+    let (code, _, _) = scorekeeper(&config, GOOD_KEY, &["sync"]).await;
+    assert_eq!(code, 0);
+    let received = receiver.received();
+    assert_eq!(received.len(), 2);
+    let body: serde_json::Value = serde_json::from_str(&received[1].body).expect("JSON");
+    assert_eq!(body["data"]["alerts"][0]["event"], "resolved");
+
+    let (code, stdout, _) = scorekeeper(&config, GOOD_KEY, &["alerts"]).await;
+    assert_eq!(code, 0);
+    assert!(
+        stdout.contains("measure:revenue") && stdout.contains("delivered"),
+        "{stdout}"
+    );
+    let (code, stdout, _) = scorekeeper(&config, GOOD_KEY, &["notify", "test", "hook"]).await;
+    assert_eq!(code, 0, "{stdout}");
+    assert!(
+        stdout.contains("hook: test message msg_") && stdout.contains("delivered"),
+        "{stdout}"
+    );
+    assert_eq!(receiver.received().len(), 3);
+    let (code, _, stderr) = scorekeeper(&config, GOOD_KEY, &["notify", "test", "nope"]).await;
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("no channel \"nope\" (channels: hook)"),
+        "{stderr}"
+    );
+}
