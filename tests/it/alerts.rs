@@ -11,6 +11,11 @@ use crate::helpers::*;
 
 /// A Stripe list of succeeded 100 EUR charges created at `times` (unix seconds).
 fn charges(times: &[i64]) -> String {
+    charges_failing(times, 0)
+}
+
+/// Like [`charges`], with the first `failed` of them failed.
+fn charges_failing(times: &[i64], failed: usize) -> String {
     let data: Vec<serde_json::Value> = times
         .iter()
         .enumerate()
@@ -18,7 +23,7 @@ fn charges(times: &[i64]) -> String {
             serde_json::json!({
                 "id": format!("ch_{index:04}_{created}"), "object": "charge", "amount": 10000,
                 "created": created, "currency": "eur", "customer": format!("cus_{index}"),
-                "status": "succeeded"
+                "status": if index < failed { "failed" } else { "succeeded" }
             })
         })
         .collect();
@@ -363,4 +368,105 @@ digest = "0 0 8 * * Mon"
     assert_eq!(ids, ["revenue", "orders"], "financial first, then customer");
     assert!(lines.iter().all(|line| line.status == "red"));
     assert_eq!(digest(berlin("2026-05-18 09:00")).await, 1);
+}
+
+#[tokio::test]
+async fn group_wait_gathers_later_alerts_and_group_interval_spaces_messages() {
+    let db = TestDb::sqlite();
+    let stripe = MockServer::start().await;
+    mount(&stripe, &spring()).await;
+    let text = config(&db.url, &stripe.uri()).replace(
+        "url = \"http://127.0.0.1:9/hook\"",
+        "url = \"http://127.0.0.1:9/hook\"\ngroup_wait = \"30s\"\ngroup_interval = \"5m\"",
+    );
+    let services = services(settings(&text, GOOD_KEY)).await;
+    assert!(sync_source(&services, "stripe").await.is_success());
+    let first = berlin("2026-05-11 10:00");
+    evaluate(&services, first).await;
+    // Ten seconds later the forecasts fire: they join the message still waiting.
+    evaluate(&services, first + chrono::Duration::seconds(10)).await;
+    let rows = services.store.outbox_of("everyone").await.expect("outbox");
+    assert_eq!(rows.len(), 1, "one message");
+    assert_eq!(rows[0].not_before, first.timestamp() + 30);
+    let kinds: Vec<EventKind> = messages(&services, "everyone").await[0]
+        .alerts
+        .iter()
+        .map(|alert| alert.event)
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            EventKind::Firing,
+            EventKind::Firing,
+            EventKind::Forecast,
+            EventKind::Forecast
+        ]
+    );
+    // Recovery a minute later: a new message, held until the group interval after the
+    // first one has passed.
+    let mut late = spring();
+    late.extend((0..7).map(|day| berlin(&format!("2026-04-2{day} 12:00")).timestamp()));
+    mount(&stripe, &late).await;
+    assert!(sync_source(&services, "stripe").await.is_success());
+    evaluate(&services, first + chrono::Duration::seconds(60)).await;
+    let rows = services.store.outbox_of("everyone").await.expect("outbox");
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[1].not_before, first.timestamp() + 30 + 300);
+    // The finance channel has no group settings: its messages go at once.
+    let finance = services.store.outbox_of("finance").await.expect("outbox");
+    assert!(finance.iter().all(|row| row.not_before == row.created_at));
+}
+
+#[tokio::test]
+async fn a_month_hovering_at_the_threshold_does_not_flap() {
+    let db = TestDb::sqlite();
+    let stripe = MockServer::start().await;
+    // April's eighth charge flips between failed and succeeded on every sync: revenue
+    // hovers between 700 (red) and 800 (amber, but short of the 950 recovery level).
+    let text = config(&db.url, &stripe.uri()).replace(
+        "owner = \"finance\"",
+        "owner = \"finance\"\nrecovery = 950\nforecast = false\nwhere = \"status == 'succeeded'\"",
+    );
+    let april: Vec<i64> = (0..8)
+        .map(|day| berlin(&format!("2026-04-{:02} 10:00", day + 1)).timestamp())
+        .collect();
+    let services = services(settings(&text, GOOD_KEY)).await;
+    let mut now = berlin("2026-05-11 10:00");
+    for round in 0..6 {
+        stripe.reset().await;
+        Mock::given(method("GET"))
+            .and(path("/v1/charges"))
+            .respond_with(ResponseTemplate::new(200).set_body_raw(
+                charges_failing(&april, if round % 2 == 0 { 1 } else { 0 }),
+                "application/json",
+            ))
+            .mount(&stripe)
+            .await;
+        assert!(sync_source(&services, "stripe").await.is_success());
+        evaluate(&services, now).await;
+        let revenue = services
+            .store
+            .alert_states()
+            .await
+            .expect("states")
+            .into_iter()
+            .find(|row| row.alert == "measure:revenue")
+            .and_then(|row| row.value);
+        assert_eq!(
+            revenue,
+            Some(if round % 2 == 0 { 700.0 } else { 800.0 }),
+            "round {round}"
+        );
+        now += chrono::Duration::minutes(15);
+    }
+    let told: Vec<(EventKind, String)> = messages(&services, "finance")
+        .await
+        .iter()
+        .flat_map(events)
+        .collect();
+    assert_eq!(
+        told,
+        [(EventKind::Firing, "revenue".to_string())],
+        "700 red, 800 amber but short of the 950 recovery: one firing, no resolve/fire pairs"
+    );
 }
