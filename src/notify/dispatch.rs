@@ -184,18 +184,20 @@ impl Dispatcher {
             }
         };
         message.last_error = error.clone();
+        // Recorded first, logged after: a log line always describes a stored fact.
+        self.store
+            .record_attempt(&message, finished, result, error.as_deref())
+            .await?;
         match (result, &error) {
             ("delivered", _) => {
-                tracing::info!(channel = %message.channel, message = %message.id, attempt = message.attempts, "Notification delivered")
+                tracing::info!(channel = %message.channel, notification = %message.id, attempt = message.attempts, "Notification delivered")
             }
             (result, Some(error)) => {
-                tracing::warn!(channel = %message.channel, message = %message.id, attempt = message.attempts, result, error = %error, "Notification not delivered")
+                tracing::warn!(channel = %message.channel, notification = %message.id, attempt = message.attempts, result, error = %error, "Notification not delivered")
             }
             _ => {}
         }
-        self.store
-            .record_attempt(&message, finished, result, error.as_deref())
-            .await
+        Ok(())
     }
 
     /// Runs until `cancel` fires: a round every few seconds, or at once when `wake` is

@@ -655,3 +655,124 @@ secret = "{secret}"
         "{stderr}"
     );
 }
+
+/// Starts `scorekeeper run` and waits until a JSON log line satisfies `until`; returns the
+/// child (still running) and the lines read. Every wait is bounded.
+async fn run_until(
+    config: &Path,
+    until: impl Fn(&serde_json::Value) -> bool,
+) -> (tokio::process::Child, Vec<String>) {
+    let mut child = Command::new(BINARY)
+        .arg("--config")
+        .arg(config)
+        .args(["--log-format", "json", "run"])
+        .env("TEST_STRIPE_KEY", GOOD_KEY)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the daemon");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let mut log = Vec::new();
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await.expect("read stderr") {
+            log.push(line.clone());
+            let event: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+            if until(&event) {
+                return;
+            }
+        }
+        panic!("the daemon exited early: {log:#?}");
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the awaited log line within 60 s: {log:#?}"));
+    // Keep draining stderr so the daemon never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, log)
+}
+
+/// `kill -9` after a notification was written and its first delivery failed: the next
+/// start delivers it, once.
+#[tokio::test]
+async fn a_notification_survives_kill_9_and_goes_out_after_restart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let stripe = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v1/charges"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(
+            r#"{"object":"list","url":"/v1/charges","has_more":false,"data":[]}"#,
+            "application/json",
+        ))
+        .mount(&stripe)
+        .await;
+    // A port nobody listens on yet: the receiver is down at first.
+    let port = {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        listener.local_addr().expect("address").port()
+    };
+    let config = write_config(
+        &dir,
+        &format!(
+            r#"
+[database]
+url = "sqlite://{}/sk.db"
+
+[server]
+listen = "127.0.0.1:0"
+
+[scorecard]
+name = "Kill Bakery"
+timezone = "Europe/Berlin"
+
+[sources.stripe]
+kind = "stripe"
+schedule = "0 0 3 1 1 *"
+base_url = "{}"
+api_key = "${{TEST_STRIPE_KEY}}"
+streams = ["charges"]
+
+[measures.revenue]
+perspective = "financial"
+period = "month"
+from = "stripe.charges"
+time = "created"
+value = "amount / 100"
+aggregate = "sum"
+target = {{ value = 1000, direction = "up" }}
+forecast = false
+
+[notify.hook]
+kind = "webhook"
+url = "http://127.0.0.1:{port}/hook"
+"#,
+            dir.path().display(),
+            stripe.uri()
+        ),
+    );
+    // The daemon evaluates at start: last month's revenue (0) is red; the receiver is
+    // down, so the first attempt fails. Kill it right after that attempt is recorded.
+    let (mut daemon, _) = run_until(&config, |event| {
+        event["message"] == "Notification not delivered"
+    })
+    .await;
+    daemon.start_kill().expect("kill -9");
+    daemon.wait().await.expect("killed");
+
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .expect("the receiver comes back");
+    let receiver = crate::delivery::Receiver::start(listener, &[]).await;
+    let (mut daemon, _) = run_until(&config, |event| {
+        event["message"] == "Notification delivered"
+    })
+    .await;
+    daemon.start_kill().expect("stop");
+    daemon.wait().await.expect("stopped");
+    let received = receiver.received();
+    assert_eq!(received.len(), 1, "delivered once after the restart");
+    let body: serde_json::Value = serde_json::from_str(&received[0].body).expect("JSON");
+    assert_eq!(body["data"]["alerts"][0]["event"], "firing");
+}
