@@ -17,6 +17,10 @@
 //!   two evaluations. It closes quietly when the period ends (the measure alert judges
 //!   the complete period from then on).
 //! - `stale:<source>`: no successful sync within the source's `stale_after`.
+//!
+//! A measure whose sources have never synced successfully is not judged yet: an empty
+//! database at first start is not a red scorecard (its stale alert covers a source that
+//! never syncs).
 
 pub mod digest;
 pub mod forecast;
@@ -126,6 +130,24 @@ fn hold_rule(hold: Option<Hold>, complete: bool) -> HoldRule {
     }
 }
 
+/// The sources a measure reads, through its formula's inputs.
+fn sources_of(id: &str, settings: &Settings) -> Vec<String> {
+    let mut sources = Vec::new();
+    let mut pending = vec![id.to_string()];
+    let mut seen = std::collections::HashSet::new();
+    while let Some(id) = pending.pop() {
+        if !seen.insert(id.clone()) {
+            continue;
+        }
+        match settings.measure(&id).map(|measure| &measure.kind) {
+            Some(MeasureKind::Records(records)) => sources.push(records.source.clone()),
+            Some(MeasureKind::Formula { inputs, .. }) => pending.extend(inputs.iter().cloned()),
+            None => {}
+        }
+    }
+    sources
+}
+
 /// Evaluates every alert at `now` and enqueues what needs telling.
 pub async fn evaluate(
     store: &Store,
@@ -145,6 +167,15 @@ pub async fn evaluate(
     let repeat = settings.alerts.repeat.as_secs() as i64;
     let mut changes = Vec::new();
     let mut projections: HashMap<String, Option<f64>> = HashMap::new();
+
+    // Sources that have synced successfully at least once: a measure over a source that
+    // never has is not judged (an empty database is not a red scorecard).
+    let mut synced = std::collections::HashSet::new();
+    for source in settings.sources.keys() {
+        if store.source_health(source).await?.last_success.is_some() {
+            synced.insert(source.clone());
+        }
+    }
 
     for measure in catalog.measures() {
         let config = &measure.config;
@@ -208,6 +239,12 @@ pub async fn evaluate(
         let (Some(target), false) = (config.target, config.alert.on.is_empty()) else {
             continue;
         };
+        if !sources_of(&config.id, settings)
+            .iter()
+            .all(|source| synced.contains(source))
+        {
+            continue;
+        }
         let owners: Vec<String> = config.owner.iter().cloned().collect();
 
         // The measure alert.

@@ -317,6 +317,15 @@ async fn a_source_without_a_successful_sync_for_stale_after_alerts_with_its_erro
             .is_some_and(|error| error.contains("Invalid API Key")),
         "{source:?}"
     );
+    // Nothing was ever synced: no measure is judged (an empty store is not a red month).
+    assert!(
+        messages(&services, "everyone")
+            .await
+            .iter()
+            .flat_map(|n| n.alerts.iter())
+            .all(|alert| alert.measure.is_none()),
+        "only the stale source is told"
+    );
     // The finance channel gets it too: finance owns a measure reading stripe.
     assert_eq!(stale(&messages(&services, "finance").await).len(), 1);
 }
