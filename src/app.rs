@@ -91,6 +91,8 @@ impl Services {
             store: self.store.clone(),
             settings: self.settings.clone(),
             catalog: self.catalog.clone(),
+            engine: self.engine.clone(),
+            locks: self.locks.clone(),
         }
     }
 }

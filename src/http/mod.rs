@@ -1,17 +1,20 @@
 //! The HTTP server: router, shared state, body limits, graceful shutdown.
 //!
-//! Read-only over the store in this release: `/healthz`, `/readyz`,
-//! `GET /api/v1/scorecard`, `GET /api/v1/measures/{id}/series` and `/` (the scorecard
-//! as a plain HTML table). It binds to loopback unless the config says otherwise.
+//! `/healthz`, `/readyz`, `GET /api/v1/scorecard`, `/api/v1/measures`,
+//! `/api/v1/measures/{id}/series`, `/api/v1/alerts`, `/api/v1/sources`, the write
+//! endpoints `POST /api/v1/sources/{name}/sync` and `POST /api/v1/alerts/{id}/silence`
+//! (bearer `api_token`), and `/` (the scorecard as a plain HTML table). It binds to
+//! loopback unless the config says otherwise.
 
 mod api;
+mod control;
 mod dashboard;
 mod health;
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, post};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
@@ -30,6 +33,10 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// Bound measures.
     pub catalog: Arc<Catalog>,
+    /// The sync engine (`POST /api/v1/sources/{name}/sync`).
+    pub engine: crate::sources::engine::Engine,
+    /// One lock per source, shared with the scheduler.
+    pub locks: crate::scheduler::SourceLocks,
 }
 
 /// The router with every route.
@@ -39,7 +46,12 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/api/v1/scorecard", get(api::scorecard))
+        .route("/api/v1/measures", get(control::measures))
         .route("/api/v1/measures/{id}/series", get(api::series))
+        .route("/api/v1/alerts", get(control::alerts))
+        .route("/api/v1/alerts/{id}/silence", post(control::silence))
+        .route("/api/v1/sources", get(control::sources))
+        .route("/api/v1/sources/{name}/sync", post(control::sync))
         .fallback(api::not_found)
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)

@@ -4,6 +4,7 @@
 //! compiled binary for end-to-end runs).
 
 mod alerts;
+mod api;
 mod backfill;
 mod csv;
 mod declared;
