@@ -30,33 +30,57 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// Why a write request is refused.
+enum Denied {
+    /// No `api_token` is configured: writes are off.
+    Off,
+    /// No bearer token was sent.
+    Missing,
+    /// Another token was sent.
+    Wrong,
+}
+
+impl IntoResponse for Denied {
+    fn into_response(self) -> Response {
+        let (status, code, message) = match self {
+            Denied::Off => (
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "write endpoints are off: set server.api_token to enable them",
+            ),
+            Denied::Missing => (
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "send the api_token as \"Authorization: Bearer <token>\"",
+            ),
+            Denied::Wrong => (
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "the token is not the configured api_token",
+            ),
+        };
+        let body = Json(json!({"error": {"code": code, "message": message}}));
+        if status == StatusCode::UNAUTHORIZED {
+            (status, [("www-authenticate", "Bearer")], body).into_response()
+        } else {
+            (status, body).into_response()
+        }
+    }
+}
+
 /// Checks the bearer token of a write request.
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
-    let unauthorized = |message: &str| {
-        (
-            StatusCode::UNAUTHORIZED,
-            [("www-authenticate", "Bearer")],
-            Json(json!({"error": {"code": "unauthorized", "message": message}})),
-        )
-            .into_response()
-    };
+fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Denied> {
     let Some(token) = &state.settings.server.api_token else {
-        return Err((
-            StatusCode::FORBIDDEN,
-            Json(json!({"error": {"code": "forbidden", "message": "write endpoints are off: set server.api_token to enable them"}})),
-        )
-            .into_response());
+        return Err(Denied::Off);
     };
     let given = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer "));
     match given {
-        None => Err(unauthorized(
-            "send the api_token as \"Authorization: Bearer <token>\"",
-        )),
+        None => Err(Denied::Missing),
         Some(given) if constant_time_eq(given.as_bytes(), token.expose().as_bytes()) => Ok(()),
-        Some(_) => Err(unauthorized("the token is not the configured api_token")),
+        Some(_) => Err(Denied::Wrong),
     }
 }
 
@@ -241,8 +265,8 @@ pub async fn sync(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(response) = authorize(&state, &headers) {
-        return response;
+    if let Err(denied) = authorize(&state, &headers) {
+        return denied.into_response();
     }
     let Some(source) = state.settings.sources.get(&name) else {
         return ApiError::NotFound(format!("no source \"{name}\"")).into_response();
@@ -294,8 +318,8 @@ pub async fn silence(
     headers: HeaderMap,
     body: Result<Json<SilenceBody>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
-    if let Err(response) = authorize(&state, &headers) {
-        return response;
+    if let Err(denied) = authorize(&state, &headers) {
+        return denied.into_response();
     }
     let Json(body) = match body {
         Ok(body) => body,
