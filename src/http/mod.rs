@@ -10,6 +10,7 @@ mod api;
 mod control;
 mod dashboard;
 mod health;
+mod metrics;
 
 use std::sync::Arc;
 
@@ -45,6 +46,7 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(dashboard::page))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::metrics))
         .route("/api/v1/scorecard", get(api::scorecard))
         .route("/api/v1/measures", get(control::measures))
         .route("/api/v1/measures/{id}/series", get(api::series))

@@ -196,6 +196,11 @@ impl Engine {
         }
     }
 
+    /// The shared HTTP client (its answer counts feed `/metrics`).
+    pub fn http(&self) -> &HttpClient {
+        &self.http
+    }
+
     /// Notified after every finished sync (alerts are evaluated then).
     pub fn synced(&self) -> std::sync::Arc<tokio::sync::Notify> {
         self.synced.clone()

@@ -134,6 +134,8 @@ pub struct HttpClient {
     client: reqwest::Client,
     policy: RetryPolicy,
     pacer: std::sync::Arc<Pacer>,
+    /// Answers received per (host, status), for `/metrics`.
+    answers: std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<(String, u16), u64>>>,
 }
 
 /// Pauses learned from APIs' own budget headers, per host: the next request to a host
@@ -278,7 +280,18 @@ impl HttpClient {
             client,
             policy,
             pacer: std::sync::Arc::default(),
+            answers: std::sync::Arc::default(),
         })
+    }
+
+    /// Answers received since start, per (upstream host, HTTP status).
+    pub fn answers(&self) -> Vec<((String, u16), u64)> {
+        self.answers
+            .lock()
+            .expect("never poisoned: no panics while held")
+            .iter()
+            .map(|(key, count)| (key.clone(), *count))
+            .collect()
     }
 
     /// The underlying reqwest client, for the few calls that are not pages (OAuth2
@@ -424,6 +437,15 @@ impl HttpClient {
             }
         };
         let status = response.status();
+        *self
+            .answers
+            .lock()
+            .expect("never poisoned: no panics while held")
+            .entry((
+                url.host_str().unwrap_or_default().to_string(),
+                status.as_u16(),
+            ))
+            .or_default() += 1;
         let headers = response.headers().clone();
         // A 429's Retry-After governs the retry; budgets are read from answers that count.
         if status.is_success() {

@@ -163,7 +163,90 @@ where
     })
 }
 
+/// Upper bounds (seconds) of the sync duration histogram in `/metrics`.
+pub const DURATION_BUCKETS: [i64; 8] = [1, 5, 15, 60, 300, 900, 3600, 14400];
+
+/// Figures for `/metrics`, read from the database.
+#[derive(Debug, Default, Clone)]
+pub struct MetricsSnapshot {
+    /// (source, result) → finished sync runs.
+    pub runs: Vec<(String, String, i64)>,
+    /// source → records received by finished runs.
+    pub records: Vec<(String, i64)>,
+    /// source → (cumulative count per bucket of [`DURATION_BUCKETS`], count, sum seconds).
+    pub durations: Vec<(String, Vec<i64>, i64, i64)>,
+    /// (source, stream) → stored records.
+    pub stored: Vec<(String, String, i64)>,
+    /// outbox status → messages.
+    pub outbox: Vec<(String, i64)>,
+    /// (channel, result) → delivery attempts.
+    pub deliveries: Vec<(String, String, i64)>,
+}
+
 impl Store {
+    /// The figures `/metrics` serves.
+    pub async fn metrics(&self) -> Result<MetricsSnapshot, StoreError> {
+        let runs = "SELECT source, result, COUNT(*) FROM sync_runs WHERE result IS NOT NULL GROUP BY source, result ORDER BY source, result";
+        let records = "SELECT source, CAST(SUM(records) AS BIGINT) FROM sync_runs WHERE finished_at IS NOT NULL GROUP BY source ORDER BY source";
+        let buckets: String = DURATION_BUCKETS
+            .iter()
+            .map(|bound| format!("CAST(SUM(CASE WHEN finished_at - started_at <= {bound} THEN 1 ELSE 0 END) AS BIGINT), "))
+            .collect();
+        let durations = format!(
+            "SELECT source, {buckets}COUNT(*), CAST(SUM(finished_at - started_at) AS BIGINT) FROM sync_runs \
+             WHERE finished_at IS NOT NULL GROUP BY source ORDER BY source"
+        );
+        let stored = "SELECT s.source, s.stream, COUNT(r.id) FROM streams s LEFT JOIN records r ON r.stream_id = s.id \
+                      GROUP BY s.source, s.stream ORDER BY s.source, s.stream";
+        let outbox = "SELECT status, COUNT(*) FROM outbox GROUP BY status ORDER BY status";
+        let deliveries = "SELECT o.channel, d.result, COUNT(*) FROM deliveries d JOIN outbox o ON o.id = d.message \
+                          GROUP BY o.channel, d.result ORDER BY o.channel, d.result";
+        dispatch!(&self.pool, |pool| {
+            let mut snapshot = MetricsSnapshot::default();
+            for row in sqlx::query(runs).fetch_all(pool).await? {
+                snapshot
+                    .runs
+                    .push((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?));
+            }
+            for row in sqlx::query(records).fetch_all(pool).await? {
+                snapshot.records.push((
+                    row.try_get(0)?,
+                    row.try_get::<Option<i64>, _>(1)?.unwrap_or(0),
+                ));
+            }
+            for row in sqlx::query(sqlx::AssertSqlSafe(durations.clone()))
+                .fetch_all(pool)
+                .await?
+            {
+                let counts = (0..DURATION_BUCKETS.len())
+                    .map(|index| {
+                        row.try_get::<Option<i64>, _>(index + 1)
+                            .map(|value| value.unwrap_or(0))
+                    })
+                    .collect::<Result<Vec<i64>, _>>()?;
+                let count: i64 = row.try_get(DURATION_BUCKETS.len() + 1)?;
+                let sum: Option<i64> = row.try_get(DURATION_BUCKETS.len() + 2)?;
+                snapshot
+                    .durations
+                    .push((row.try_get(0)?, counts, count, sum.unwrap_or(0)));
+            }
+            for row in sqlx::query(stored).fetch_all(pool).await? {
+                snapshot
+                    .stored
+                    .push((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?));
+            }
+            for row in sqlx::query(outbox).fetch_all(pool).await? {
+                snapshot.outbox.push((row.try_get(0)?, row.try_get(1)?));
+            }
+            for row in sqlx::query(deliveries).fetch_all(pool).await? {
+                snapshot
+                    .deliveries
+                    .push((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?));
+            }
+            Ok(snapshot)
+        })
+    }
+
     /// Every alert's state.
     pub async fn alert_states(&self) -> Result<Vec<AlertRow>, StoreError> {
         let sql = format!("SELECT {ALERT_COLUMNS} FROM alert_states ORDER BY alert");

@@ -62,7 +62,9 @@ macro_rules! dispatch {
 }
 
 mod alerts;
-pub use alerts::{AlertRow, DeliveryRow, HistoryRow, OutboxRow, SourceHealth};
+pub use alerts::{
+    AlertRow, DURATION_BUCKETS, DeliveryRow, HistoryRow, MetricsSnapshot, OutboxRow, SourceHealth,
+};
 
 /// The database handle shared by every part of the program (cheap to clone).
 #[derive(Clone, Debug)]

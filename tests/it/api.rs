@@ -166,3 +166,98 @@ async fn reads_and_guarded_writes() {
     );
     app.stop().await;
 }
+
+/// `/metrics` in the Prometheus text format, checked with the Prometheus client
+/// library's own parser (Python `prometheus_client`) when it is installed (CI requires
+/// it through `SCOREKEEPER_TEST_PROMETHEUS=1`), and line by line here.
+#[tokio::test]
+async fn metrics_parse_as_prometheus_text() {
+    scorekeeper::tls::install_crypto_provider();
+    for db in TestDb::all().await {
+        check_metrics(&db).await;
+    }
+}
+
+async fn check_metrics(db: &TestDb) {
+    let stripe = wiremock::MockServer::start().await;
+    mount_stripe_fixtures(&stripe, 1).await;
+    let app = spawn_app(settings(
+        &stripe_config(&db.url, &stripe.uri(), ""),
+        GOOD_KEY,
+    ))
+    .await;
+    assert!(sync_source(&app.services, "stripe").await.is_success());
+    let response = reqwest::get(format!("http://{}/metrics", app.address))
+        .await
+        .expect("metrics");
+    assert_eq!(response.status().as_u16(), 200);
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_string);
+    assert_eq!(
+        content_type.as_deref(),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    let text = response.text().await.expect("body");
+    for expected in [
+        "scorekeeper_sync_runs_total{source=\"stripe\",result=\"success\"} 1",
+        "scorekeeper_records_synced_total{source=\"stripe\"} 6",
+        "scorekeeper_records_stored{source=\"stripe\",stream=\"charges\"} 5",
+        "scorekeeper_sync_duration_seconds_count{source=\"stripe\"} 1",
+        "scorekeeper_outbox_messages{status=\"pending\"} ",
+        "scorekeeper_measure_status{measure=\"net_revenue\",perspective=\"financial\",status=\"",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+    assert!(
+        text.lines().any(|line| line.starts_with(
+            "scorekeeper_upstream_responses_total{host=\"127.0.0.1\",status=\"200\"} "
+        )),
+        "{text}"
+    );
+    // Every sample line is `name{labels} value` with a declared name.
+    let declared: Vec<&str> = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .filter_map(|line| line.split(' ').next())
+        .collect();
+    for line in text.lines().filter(|line| !line.starts_with('#')) {
+        let (series, value) = line.rsplit_once(' ').expect("name and value");
+        assert!(value.parse::<f64>().is_ok(), "{line}");
+        let name = series.split('{').next().expect("a name");
+        assert!(
+            declared.iter().any(|family| name == *family
+                || name
+                    .strip_prefix(family)
+                    .is_some_and(|rest| ["_bucket", "_sum", "_count"].contains(&rest))),
+            "undeclared {name}"
+        );
+    }
+    // The reference parser.
+    let required = std::env::var_os("SCOREKEEPER_TEST_PROMETHEUS").is_some();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("metrics.txt");
+    std::fs::write(&file, &text).expect("write");
+    let output = tokio::process::Command::new("python3")
+        .arg("-c")
+        .arg("import sys\nfrom prometheus_client.parser import text_string_to_metric_families as parse\nfamilies = list(parse(open(sys.argv[1]).read()))\nprint(len(families), sum(len(f.samples) for f in families))")
+        .arg(&file)
+        .output()
+        .await;
+    match output {
+        Ok(output) if output.status.success() => {
+            let printed = String::from_utf8_lossy(&output.stdout);
+            let families: usize = printed
+                .split_whitespace()
+                .next()
+                .and_then(|count| count.parse().ok())
+                .expect("a count");
+            assert_eq!(families, declared.len(), "{printed}");
+        }
+        other if required => panic!("prometheus_client must parse /metrics here: {other:?}"),
+        other => eprintln!("skipped the prometheus_client parse (not installed?): {other:?}"),
+    }
+    app.stop().await;
+}
