@@ -22,6 +22,7 @@ pub mod shutdown;
 pub mod sources;
 pub mod status;
 pub mod store;
+pub mod strategy;
 pub mod telemetry;
 pub mod templates;
 pub mod tls;

@@ -53,6 +53,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/alerts", get(control::alerts))
         .route("/api/v1/alerts/{id}/silence", post(control::silence))
         .route("/api/v1/sources", get(control::sources))
+        .route("/api/v1/strategy-map", get(control::strategy_map))
         .route("/api/v1/sources/{name}/sync", post(control::sync))
         .fallback(api::not_found)
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))

@@ -261,3 +261,49 @@ async fn check_metrics(db: &TestDb) {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_strategy_map_has_one_link_per_driver_with_its_evidence() {
+    scorekeeper::tls::install_crypto_provider();
+    let db = TestDb::sqlite();
+    let stripe = wiremock::MockServer::start().await;
+    mount_stripe_fixtures(&stripe, 1).await;
+    let text = stripe_config(
+        &db.url,
+        &stripe.uri(),
+        r#"
+[objectives.revenue]
+name = "Grow revenue"
+perspective = "financial"
+drivers = ["loyalty"]
+
+[objectives.loyalty]
+name = "Loyal customers"
+perspective = "customer"
+"#,
+    )
+    .replace(
+        "value = \"amount / 100\"\naggregate = \"sum\"",
+        "value = \"amount / 100\"\naggregate = \"sum\"\nobjective = \"revenue\"",
+    )
+    .replace(
+        "value = \"customer\"\naggregate = \"count_distinct\"",
+        "value = \"customer\"\naggregate = \"count_distinct\"\nobjective = \"loyalty\"",
+    );
+    let app = spawn_app(settings(&text, GOOD_KEY)).await;
+    assert!(sync_source(&app.services, "stripe").await.is_success());
+    let (status, map) = app.get_json("/api/v1/strategy-map").await;
+    assert_eq!(status, 200, "{map}");
+    assert_eq!(map["links"].as_array().map(Vec::len), Some(1), "{map}");
+    let link = &map["links"][0];
+    assert_eq!(
+        (link["driver"].as_str(), link["effect"].as_str()),
+        (Some("loyalty"), Some("revenue"))
+    );
+    assert_eq!(link["pairs"][0]["driver_measure"], "customers");
+    assert_eq!(link["pairs"][0]["effect_measure"], "gross_revenue");
+    // Two months of history: not enough for a coefficient (8 periods at least).
+    assert!(link["best"].is_null(), "{link}");
+    assert_eq!(map["min_periods"], 8);
+    app.stop().await;
+}
