@@ -352,6 +352,16 @@ pub async fn silence(
     }
 }
 
+/// `GET /api/v1/strategy-map`: objectives, cause → effect links and the lagged
+/// correlation behind each (see [`crate::strategy`]).
+pub async fn strategy_map(
+    State(state): State<AppState>,
+) -> Result<Json<crate::strategy::StrategyMap>, ApiError> {
+    Ok(Json(
+        crate::strategy::build(&state.store, &state.settings, &state.catalog, Utc::now()).await?,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::constant_time_eq;
@@ -363,14 +373,4 @@ mod tests {
         assert!(!constant_time_eq(b"secret", b"secret-token"));
         assert!(constant_time_eq(b"", b""));
     }
-}
-
-/// `GET /api/v1/strategy-map`: objectives, cause → effect links and the lagged
-/// correlation behind each (see [`crate::strategy`]).
-pub async fn strategy_map(
-    State(state): State<AppState>,
-) -> Result<Json<crate::strategy::StrategyMap>, ApiError> {
-    Ok(Json(
-        crate::strategy::build(&state.store, &state.settings, &state.catalog, Utc::now()).await?,
-    ))
 }
