@@ -93,6 +93,8 @@ impl Services {
             catalog: self.catalog.clone(),
             engine: self.engine.clone(),
             locks: self.locks.clone(),
+            scorecard_cache: Arc::default(),
+            series_cache: Arc::default(),
         }
     }
 }

@@ -54,16 +54,33 @@ impl From<crate::store::StoreError> for ApiError {
     }
 }
 
-/// `GET /api/v1/scorecard`
-pub async fn scorecard(State(state): State<AppState>) -> Result<Json<ScorecardView>, ApiError> {
-    let view = scorecard::build(
-        &state.store,
-        &state.settings,
-        &state.catalog,
-        chrono::Utc::now(),
+/// `GET /api/v1/scorecard`: built from the store at most once per sync and minute (the
+/// values change only when a sync finishes, the judged periods when the calendar turns),
+/// so a busy dashboard or scraper costs one build, not one per request.
+pub async fn scorecard(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let now = chrono::Utc::now();
+    let key = (state.engine.generation(), now.timestamp() / 60);
+    let mut cache = state.scorecard_cache.lock().await;
+    if let Some((generation, minute, body)) = cache.as_ref()
+        && (*generation, *minute) == key
+    {
+        return Ok(json_response(body.clone()));
+    }
+    let view: ScorecardView =
+        scorecard::build(&state.store, &state.settings, &state.catalog, now).await?;
+    let body = axum::body::Bytes::from(
+        serde_json::to_vec(&view).map_err(|error| ApiError::Internal(error.to_string()))?,
+    );
+    *cache = Some((key.0, key.1, body.clone()));
+    Ok(json_response(body))
+}
+
+fn json_response(body: axum::body::Bytes) -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
     )
-    .await?;
-    Ok(Json(view))
+        .into_response()
 }
 
 /// Query of the series endpoint.
@@ -82,28 +99,42 @@ fn parse_date(name: &str, text: Option<&str>) -> Result<Option<NaiveDate>, ApiEr
     .transpose()
 }
 
-/// `GET /api/v1/measures/{id}/series?from=&to=`
+/// `GET /api/v1/measures/{id}/series?from=&to=`: cached per request like the
+/// scorecard (rebuilt after a sync or when the minute turns).
 pub async fn series(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Query(query): Query<SeriesQuery>,
-) -> Result<Json<Vec<SeriesPoint>>, ApiError> {
+) -> Result<Response, ApiError> {
     let measure = state
         .catalog
         .get(&id)
         .ok_or_else(|| ApiError::NotFound(format!("no measure \"{id}\"")))?;
     let from = parse_date("from", query.from.as_deref())?;
     let to = parse_date("to", query.to.as_deref())?;
-    let points = scorecard::series(
-        &state.store,
-        &state.catalog,
-        measure,
-        from,
-        to,
-        chrono::Utc::now(),
-    )
-    .await?;
-    Ok(Json(points))
+    let now = chrono::Utc::now();
+    let key = (state.engine.generation(), now.timestamp() / 60);
+    let request = format!("{id}|{from:?}|{to:?}");
+    {
+        let cache = state.series_cache.lock().await;
+        if cache.key == key
+            && let Some(body) = cache.bodies.get(&request)
+        {
+            return Ok(json_response(body.clone()));
+        }
+    }
+    let points: Vec<SeriesPoint> =
+        scorecard::series(&state.store, &state.catalog, measure, from, to, now).await?;
+    let body = axum::body::Bytes::from(
+        serde_json::to_vec(&points).map_err(|error| ApiError::Internal(error.to_string()))?,
+    );
+    let mut cache = state.series_cache.lock().await;
+    if cache.key != key || cache.bodies.len() >= super::SERIES_CACHE_ENTRIES {
+        cache.key = key;
+        cache.bodies.clear();
+    }
+    cache.bodies.insert(request, body.clone());
+    Ok(json_response(body))
 }
 
 /// Any other path.

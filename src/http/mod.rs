@@ -38,6 +38,24 @@ pub struct AppState {
     pub engine: crate::sources::engine::Engine,
     /// One lock per source, shared with the scheduler.
     pub locks: crate::scheduler::SourceLocks,
+    /// The last `/api/v1/scorecard` body, with the sync generation and minute it was
+    /// built at: rebuilt after a sync or when the minute turns (periods roll over).
+    pub scorecard_cache: Arc<tokio::sync::Mutex<Option<(u64, i64, axum::body::Bytes)>>>,
+    /// Series bodies by request (measure, from, to), valid for one sync generation and
+    /// minute like the scorecard's; at most [`SERIES_CACHE_ENTRIES`].
+    pub series_cache: Arc<tokio::sync::Mutex<SeriesCache>>,
+}
+
+/// Most series bodies kept at once (the cache is emptied when full).
+pub const SERIES_CACHE_ENTRIES: usize = 256;
+
+/// Cached series bodies of one (sync generation, minute).
+#[derive(Debug, Default)]
+pub struct SeriesCache {
+    /// The generation and minute the entries belong to.
+    pub key: (u64, i64),
+    /// Bodies by `measure|from|to`.
+    pub bodies: std::collections::HashMap<String, axum::body::Bytes>,
 }
 
 /// The router with every route.

@@ -183,6 +183,8 @@ pub struct Engine {
     http: HttpClient,
     catalog: std::sync::Arc<Catalog>,
     synced: std::sync::Arc<tokio::sync::Notify>,
+    /// Counts finished syncs: views built from the store stay valid while it is unchanged.
+    generation: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Engine {
@@ -193,7 +195,14 @@ impl Engine {
             http,
             catalog,
             synced: std::sync::Arc::default(),
+            generation: std::sync::Arc::default(),
         }
+    }
+
+    /// How many syncs have finished since start (a view cached under one number is
+    /// stale once it changes).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The shared HTTP client (its answer counts feed `/metrics`).
@@ -270,6 +279,8 @@ impl Engine {
                 error.as_deref(),
             )
             .await?;
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         self.synced.notify_one();
         written?;
         Ok(report)

@@ -67,6 +67,26 @@ async fn reads_and_guarded_writes() {
     assert_eq!(net["kind"], "formula");
     assert_eq!(net["alert_on"], json!(["red"]));
 
+    // The scorecard is built once per sync (and minute): the same body until a sync.
+    let (_, before) = app.get_json("/api/v1/scorecard").await;
+    let (_, again) = app.get_json("/api/v1/scorecard").await;
+    // (Unless the minute turned in between, which also rebuilds it.)
+    let minute = |view: &Value| {
+        view["generated_at"]
+            .as_str()
+            .map(|text| text[..16].to_string())
+    };
+    if minute(&before) == minute(&again) {
+        assert_eq!(
+            before["generated_at"], again["generated_at"],
+            "served from the cache"
+        );
+    }
+
+    let series = "/api/v1/measures/gross_revenue/series?from=2026-03-01&to=2026-04-30";
+    let (_, empty) = app.get_json(series).await;
+    assert_eq!(empty[0]["value"], 0.0, "nothing synced yet: {empty}");
+
     // Writes need the token.
     let (status, body, challenge) =
         post(app.address, "/api/v1/sources/stripe/sync", None, json!({})).await;
@@ -93,6 +113,11 @@ async fn reads_and_guarded_writes() {
     .await;
     assert_eq!(status, 200, "{report}");
     assert_eq!(report["success"], true);
+    let (_, after) = app.get_json("/api/v1/scorecard").await;
+    assert_ne!(
+        before["generated_at"], after["generated_at"],
+        "rebuilt after the sync"
+    );
     let (status, body, _) = post(
         app.address,
         "/api/v1/sources/nope/sync",
