@@ -203,7 +203,7 @@ pub struct NotifyConfig {
 }
 
 /// A channel's kind.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub enum NotifyKind {
     /// Email through `[smtp]`.
     Email {
@@ -221,6 +221,33 @@ pub enum NotifyKind {
         /// Body format.
         format: WebhookFormat,
     },
+}
+
+/// Shows a webhook URL by its origin only: its path is often the credential itself
+/// (Slack incoming webhooks), so `Debug` output (logs, panics) never carries it.
+impl std::fmt::Debug for NotifyKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotifyKind::Email { to, digest } => f
+                .debug_struct("Email")
+                .field("to", to)
+                .field("digest", &digest.as_ref().map(ToString::to_string))
+                .finish(),
+            NotifyKind::Webhook {
+                url,
+                secret,
+                format,
+            } => f
+                .debug_struct("Webhook")
+                .field(
+                    "url",
+                    &format!("{}/***", url.origin().ascii_serialization()),
+                )
+                .field("secret", secret)
+                .field("format", format)
+                .finish(),
+        }
+    }
 }
 
 /// A webhook's body format.

@@ -349,6 +349,17 @@ fn debug_output_never_contains_a_secret() {
 }
 
 #[test]
+fn a_slack_webhook_url_never_shows_in_debug_output() {
+    let text = format!(
+        "{VALID}\n[notify.team]\nkind = \"webhook\"\nformat = \"slack\"\nurl = \"https://hooks.slack.com/services/T000/B000/XXXXsecretpath\"\n"
+    );
+    let settings = load(&text, &base_env()).expect("valid");
+    let shown = format!("{settings:?}");
+    assert!(!shown.contains("XXXXsecretpath"), "{shown}");
+    assert!(shown.contains("https://hooks.slack.com/***"));
+}
+
+#[test]
 fn a_missing_file_says_how_to_point_at_one() {
     let error = load_with_env(Path::new("/nonexistent/scorekeeper.toml"), &base_env())
         .expect_err("missing");
