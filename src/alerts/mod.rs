@@ -112,6 +112,31 @@ fn memory_of(row: Option<&AlertRow>, now: i64) -> Memory {
     .unwrap_or_else(|| Memory::new(now))
 }
 
+/// The stored row of alert `kind:subject` after this evaluation.
+fn alert_row(
+    kind: &str,
+    subject: &str,
+    memory: &Memory,
+    status: Option<String>,
+    period_start: Option<i64>,
+    value: Option<f64>,
+    now: i64,
+) -> AlertRow {
+    AlertRow {
+        alert: format!("{kind}:{subject}"),
+        kind: kind.into(),
+        subject: subject.into(),
+        state: memory.state.as_str().into(),
+        status,
+        since: memory.since,
+        pending_count: i64::from(memory.pending_count),
+        period_start,
+        value,
+        last_notified: memory.last_notified,
+        updated_at: now,
+    }
+}
+
 /// True when `value` is back past the recovery level (always, without one).
 fn recovered(recovery: Option<f64>, target: &Target, value: f64) -> bool {
     match (recovery, target.direction) {
@@ -170,12 +195,15 @@ pub async fn evaluate(
 
     // Sources that have synced successfully at least once: a measure over a source that
     // never has is not judged (an empty database is not a red scorecard).
-    let mut synced = std::collections::HashSet::new();
+    let mut health = HashMap::new();
     for source in settings.sources.keys() {
-        if store.source_health(source).await?.last_success.is_some() {
-            synced.insert(source.clone());
-        }
+        health.insert(source.clone(), store.source_health(source).await?);
     }
+    let synced: std::collections::HashSet<&String> = health
+        .iter()
+        .filter(|(_, health)| health.last_success.is_some())
+        .map(|(source, _)| source)
+        .collect();
 
     for measure in catalog.measures() {
         let config = &measure.config;
@@ -241,7 +269,7 @@ pub async fn evaluate(
         };
         if !sources_of(&config.id, settings)
             .iter()
-            .all(|source| synced.contains(source))
+            .all(|source| synced.contains(&source))
         {
             continue;
         }
@@ -294,19 +322,15 @@ pub async fn evaluate(
                 at: rfc3339(now_s, tz),
             });
             changes.push(Change {
-                row: AlertRow {
-                    alert: key,
-                    kind: "measure".into(),
-                    subject: config.id.clone(),
-                    state: next_memory.state.as_str().into(),
-                    status: Some(status.clone()),
-                    since: next_memory.since,
-                    pending_count: i64::from(next_memory.pending_count),
-                    period_start: Some(judged.timestamp()),
-                    value: judged_value,
-                    last_notified: next_memory.last_notified,
-                    updated_at: now_s,
-                },
+                row: alert_row(
+                    "measure",
+                    &config.id,
+                    &next_memory,
+                    Some(status.clone()),
+                    Some(judged.timestamp()),
+                    judged_value,
+                    now_s,
+                ),
                 event,
                 owners: owners.clone(),
             });
@@ -326,19 +350,15 @@ pub async fn evaluate(
         let Some(projection) = projection else {
             if before.is_some_and(|row| row.period_start != Some(current.timestamp())) {
                 changes.push(Change {
-                    row: AlertRow {
-                        alert: key,
-                        kind: "forecast".into(),
-                        subject: config.id.clone(),
-                        state: State::Ok.as_str().into(),
-                        status: None,
-                        since: now_s,
-                        pending_count: 0,
-                        period_start: Some(current.timestamp()),
-                        value: None,
-                        last_notified: None,
-                        updated_at: now_s,
-                    },
+                    row: alert_row(
+                        "forecast",
+                        &config.id,
+                        &Memory::new(now_s),
+                        None,
+                        Some(current.timestamp()),
+                        None,
+                        now_s,
+                    ),
                     event: None,
                     owners,
                 });
@@ -387,19 +407,15 @@ pub async fn evaluate(
             })
         });
         changes.push(Change {
-            row: AlertRow {
-                alert: key,
-                kind: "forecast".into(),
-                subject: config.id.clone(),
-                state: next_memory.state.as_str().into(),
-                status: Some(projected_status.as_str().into()),
-                since: next_memory.since,
-                pending_count: i64::from(next_memory.pending_count),
-                period_start: Some(current.timestamp()),
-                value: Some(projection.value),
-                last_notified: next_memory.last_notified,
-                updated_at: now_s,
-            },
+            row: alert_row(
+                "forecast",
+                &config.id,
+                &next_memory,
+                Some(projected_status.as_str().into()),
+                Some(current.timestamp()),
+                Some(projection.value),
+                now_s,
+            ),
             event,
             owners,
         });
@@ -412,7 +428,7 @@ pub async fn evaluate(
         };
         let key = format!("stale:{}", source.name);
         let before = stored.get(&key);
-        let health = store.source_health(&source.name).await?;
+        let health = health.get(&source.name).cloned().unwrap_or_default();
         // Never synced: counted from the first attempt, or from when the alert was first
         // evaluated (a daemon that has not run a sync yet).
         let baseline = health
@@ -478,19 +494,18 @@ pub async fn evaluate(
             next_memory.since
         };
         changes.push(Change {
-            row: AlertRow {
-                alert: key,
-                kind: "stale".into(),
-                subject: source.name.clone(),
-                state: next_memory.state.as_str().into(),
-                status: Some(status.into()),
-                since,
-                pending_count: i64::from(next_memory.pending_count),
-                period_start: None,
-                value: None,
-                last_notified: next_memory.last_notified,
-                updated_at: now_s,
-            },
+            row: alert_row(
+                "stale",
+                &source.name,
+                &Memory {
+                    since,
+                    ..next_memory
+                },
+                Some(status.into()),
+                None,
+                None,
+                now_s,
+            ),
             event,
             owners,
         });

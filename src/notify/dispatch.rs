@@ -112,7 +112,8 @@ impl Dispatcher {
     async fn attempt(&self, mut message: OutboxRow) -> Result<(), StoreError> {
         let now = chrono::Utc::now().timestamp();
         message.attempts += 1;
-        let outcome = if now > message.expires_at {
+        let expired = now > message.expires_at;
+        let outcome = if expired {
             Outcome::Failed {
                 error: format!(
                     "expired: the give_up time passed before it could be delivered ({now} > {})",
@@ -160,7 +161,7 @@ impl Dispatcher {
                 }
             }
             Outcome::Failed { error } => {
-                message.status = if error.starts_with("expired") {
+                message.status = if expired {
                     "expired".into()
                 } else {
                     "failed".into()
