@@ -109,6 +109,25 @@ impl ParseError {
         }
     }
 
+    /// Parses a JSON body into a preset's page type; an error names the key path where
+    /// the body stopped matching (`data: invalid type: map, expected a sequence`), so an
+    /// API that changed a field's type says which field.
+    /// The path is found by parsing a failed body a second time, so pages that parse pay
+    /// nothing for it.
+    pub fn parse_json<'de, T: serde::Deserialize<'de>>(body: &'de [u8]) -> Result<T, Self> {
+        serde_json::from_slice(body).map_err(|error| {
+            let mut parsed = Self::from_json(&error);
+            let mut deserializer = serde_json::Deserializer::from_slice(body);
+            if let Err(located) = serde_path_to_error::deserialize::<_, T>(&mut deserializer) {
+                let path = located.path().to_string();
+                if path != "." {
+                    parsed.detail = format!("at `{path}`: {}", parsed.detail);
+                }
+            }
+            parsed
+        })
+    }
+
     /// A body that is not what the API documents.
     pub fn malformed(detail: impl Into<String>) -> Self {
         Self {
@@ -431,7 +450,11 @@ impl HttpClient {
             Ok(response) => response,
             Err(error) => {
                 let error = SourceError::Transient {
-                    detail: describe_reqwest_error(&error),
+                    detail: format!(
+                        "request to {} failed: {}",
+                        redact_url(url),
+                        describe_reqwest_error(&error)
+                    ),
                 };
                 return Attempt::Retry { wait: None, error };
             }
@@ -455,7 +478,8 @@ impl HttpClient {
             Ok(body) => body,
             Err(error) => {
                 let detail = format!(
-                    "response body broken off: {}",
+                    "response body from {} broken off: {}",
+                    redact_url(url),
                     describe_reqwest_error(&error)
                 );
                 return Attempt::Retry {
@@ -479,11 +503,26 @@ impl HttpClient {
                 },
                 Err(error) => Attempt::Fail(SourceError::Malformed {
                     url: redact_url(url),
-                    detail: error.detail,
+                    detail: with_content_type(&headers, error.detail),
                 }),
             };
         }
         classify_failure(url, status, &headers, &body)
+    }
+}
+
+/// Names a 2xx answer's content type in a parse error when it is a markup page (a
+/// proxy's login page, an HTML or XML error page), so the user sees why the body did not
+/// parse. Other types are left alone: a CSV source is served as `text/csv` on purpose.
+fn with_content_type(headers: &HeaderMap, detail: String) -> String {
+    let content_type = headers
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    if content_type.contains("html") || content_type.contains("xml") {
+        format!("the answer is {content_type}, not JSON: {detail}")
+    } else {
+        detail
     }
 }
 
@@ -544,7 +583,11 @@ fn classify_failure<T>(
         let wait = retry_after(headers);
         return Attempt::Retry {
             wait,
-            error: SourceError::RateLimited { retry_after: wait },
+            error: SourceError::RateLimited {
+                retry_after: wait,
+                url: redact_url(url),
+                message,
+            },
         };
     }
     if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {

@@ -27,10 +27,14 @@ pub enum SourceError {
         message: String,
     },
     /// HTTP 429; `retry_after` is what the API asked for, if anything.
-    #[error("rate limited by the API{}", retry_after.map(|wait| format!(" (Retry-After {}s)", wait.as_secs())).unwrap_or_default())]
+    #[error("HTTP 429 from {url}: rate limited by the API{}: {message}", retry_after.map(|wait| format!(" (Retry-After {}s)", wait.as_secs())).unwrap_or_default())]
     RateLimited {
         /// The wait the API asked for.
         retry_after: Option<std::time::Duration>,
+        /// The request URL, secrets redacted.
+        url: String,
+        /// The API's own message.
+        message: String,
     },
     /// A network problem or a broken transfer.
     #[error("{detail}")]

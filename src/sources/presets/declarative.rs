@@ -342,8 +342,7 @@ impl Preset for Declared {
     ) -> Result<Page, ParseError> {
         let endpoint = endpoint_of(source, stream)
             .map_err(|error| ParseError::malformed(error.to_string()))?;
-        let body: &RawValue =
-            serde_json::from_slice(body).map_err(|error| ParseError::from_json(&error))?;
+        let body: &RawValue = ParseError::parse_json(body)?;
         let list = match &endpoint.records {
             None => Some(body),
             Some(path) => match at_path(body, path)? {

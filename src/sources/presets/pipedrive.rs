@@ -127,8 +127,7 @@ impl Preset for Pipedrive {
         _headers: &HeaderMap,
         body: &[u8],
     ) -> Result<Page, ParseError> {
-        let list: List =
-            serde_json::from_slice(body).map_err(|error| ParseError::from_json(&error))?;
+        let list: List = ParseError::parse_json(body)?;
         // `data` is null when nothing matches.
         let records = fetched_records(&list.data.unwrap_or_default(), &["id"])?;
         let mut cursor = WalkCursor::from_state(&request.state)?;

@@ -196,8 +196,7 @@ impl QuickBooks {
         body: &[u8],
     ) -> Result<Page, ParseError> {
         let entity = entity_of(stream);
-        let parsed: QueryBody =
-            serde_json::from_slice(body).map_err(|error| ParseError::from_json(&error))?;
+        let parsed: QueryBody = ParseError::parse_json(body)?;
         if let Some(fault) = parsed.fault {
             let wrapped = serde_json::json!({ "Fault": fault });
             return Err(fault_error(&wrapped)
@@ -436,8 +435,7 @@ fn month_columns(report: &Value) -> Result<Vec<(usize, NaiveDate)>, ParseError> 
 }
 
 fn parse_report(request: &PageRequest, body: &[u8]) -> Result<Page, ParseError> {
-    let report: Value =
-        serde_json::from_slice(body).map_err(|error| ParseError::from_json(&error))?;
+    let report: Value = ParseError::parse_json(body)?;
     if let Some(error) = fault_error(&report) {
         return Err(error);
     }
@@ -531,8 +529,7 @@ impl Preset for QuickBooks {
         _headers: &HeaderMap,
         body: &[u8],
     ) -> Result<(), ParseError> {
-        let value: Value =
-            serde_json::from_slice(body).map_err(|error| ParseError::from_json(&error))?;
+        let value: Value = ParseError::parse_json(body)?;
         fault_error(&value).map_or(Ok(()), Err)
     }
 

@@ -140,8 +140,7 @@ impl Preset for Shopify {
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<Page, ParseError> {
-        let page: Orders =
-            serde_json::from_slice(body).map_err(|error| ParseError::from_json(&error))?;
+        let page: Orders = ParseError::parse_json(body)?;
         let records = fetched_records(&page.orders, &["id"])?;
         let mut cursor = WalkCursor::from_state(&request.state)?;
         let mut walk = cursor.take_walk();

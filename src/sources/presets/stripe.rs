@@ -126,8 +126,7 @@ impl Preset for Stripe {
         _headers: &HeaderMap,
         body: &[u8],
     ) -> Result<Page, ParseError> {
-        let list: List =
-            serde_json::from_slice(body).map_err(|error| ParseError::from_json(&error))?;
+        let list: List = ParseError::parse_json(body)?;
         let records = fetched_records(&list.data, &["id"])?;
         let mut cursor = WalkCursor::from_state(&request.state)?;
         let mut walk = cursor.take_walk();

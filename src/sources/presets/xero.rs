@@ -214,8 +214,7 @@ impl Preset for Xero {
         body: &[u8],
     ) -> Result<Page, ParseError> {
         let spec = stream_of(stream);
-        let list: List =
-            serde_json::from_slice(body).map_err(|error| ParseError::from_json(&error))?;
+        let list: List = ParseError::parse_json(body)?;
         let objects = if spec.field == "Payments" {
             list.payments
         } else {

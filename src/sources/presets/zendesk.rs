@@ -190,8 +190,7 @@ impl Preset for Zendesk {
         let mut cursor: Cursor = serde_json::from_str(&request.state)
             .map_err(|error| parse_error(format!("internal cursor state unreadable: {error}")))?;
         if stream == "tickets" {
-            let export: Export =
-                serde_json::from_slice(body).map_err(|error| ParseError::from_json(&error))?;
+            let export: Export = ParseError::parse_json(body)?;
             let records = fetched_records(&export.tickets, &["id"])?;
             let after = export
                 .after_cursor
@@ -208,8 +207,7 @@ impl Preset for Zendesk {
         }
 
         // Lists carry their records under the stream's own name.
-        let mut list: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_slice(body).map_err(|error| ParseError::from_json(&error))?;
+        let mut list: serde_json::Map<String, serde_json::Value> = ParseError::parse_json(body)?;
         let meta: ListMeta = list
             .remove("meta")
             .map(serde_json::from_value)
