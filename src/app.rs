@@ -48,9 +48,10 @@ impl Services {
 
     /// Like [`Services::prepare`] with an explicit retry policy (tests shorten the waits).
     pub async fn prepare_with(settings: Settings, policy: RetryPolicy) -> anyhow::Result<Self> {
-        let store = Store::connect(&settings.database.url)
-            .await
-            .context("opening the database")?;
+        let store =
+            Store::connect_patiently(&settings.database.url, settings.database.connect_timeout)
+                .await
+                .context("opening the database")?;
         let now = chrono::Utc::now().timestamp();
         let abandoned = store
             .close_abandoned_runs(now)

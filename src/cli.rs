@@ -192,11 +192,29 @@ impl Failure {
                 ExitCode::from(2)
             }
             Failure::Runtime(error) => {
-                eprintln!("error: {error:#}");
+                eprintln!("error: {}", chain_text(&error));
                 ExitCode::from(1)
             }
         }
     }
+}
+
+/// The error and its causes joined by `: ` like `{:#}`, leaving out a cause whose text is
+/// already part of the message (our errors and sqlx's repeat their source in their own
+/// text, so `{:#}` would print it two or three times).
+fn chain_text(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
 }
 
 fn load(cli: &Cli) -> Result<Settings, Failure> {
@@ -782,9 +800,12 @@ async fn notify_test(settings: Settings, name: &str) -> Result<(), Failure> {
         }],
         ..crate::notify::Notification::new(crate::notify::NotificationKind::Test, &settings, now)
     };
-    let store = crate::store::Store::connect(&settings.database.url)
-        .await
-        .context("opening the database")?;
+    let store = crate::store::Store::connect_patiently(
+        &settings.database.url,
+        settings.database.connect_timeout,
+    )
+    .await
+    .context("opening the database")?;
     let dispatcher =
         crate::notify::dispatch::Dispatcher::new(store.clone(), std::sync::Arc::new(settings))
             .context("building the notification client")?;
@@ -829,9 +850,12 @@ async fn check(settings: Settings, connect: bool) -> Result<(), Failure> {
         .any(|source| source.oauth.is_some())
     {
         Some(
-            crate::store::Store::connect(&settings.database.url)
-                .await
-                .context("opening the database (it keeps OAuth2 tokens)")?,
+            crate::store::Store::connect_patiently(
+                &settings.database.url,
+                settings.database.connect_timeout,
+            )
+            .await
+            .context("opening the database (it keeps OAuth2 tokens)")?,
         )
     } else {
         None
@@ -870,4 +894,23 @@ async fn check(settings: Settings, connect: bool) -> Result<(), Failure> {
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn chain_text_prints_each_cause_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused");
+        let error = anyhow::Error::new(crate::store::StoreError::Connect {
+            url: "postgres://u:***@h/db".into(),
+            source: sqlx::Error::Io(io),
+        })
+        .context("opening the database");
+        assert_eq!(
+            super::chain_text(&error),
+            "opening the database: cannot connect to the database at postgres://u:***@h/db: error communicating with database: Connection refused"
+        );
+        let plain = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(super::chain_text(&plain), "outer: inner");
+    }
 }

@@ -247,6 +247,8 @@ pub struct RawSettings {
 pub struct RawDatabase {
     /// `sqlite://path` or `postgres://user:pw@host/db`.
     pub url: Option<Secret>,
+    /// How long startup keeps retrying a database it cannot reach, e.g. `"30s"`.
+    pub connect_timeout: Option<String>,
 }
 
 /// `[server]` as written.
@@ -487,6 +489,8 @@ impl Settings {
 pub struct DatabaseConfig {
     /// Connection URL; a secret because it may carry a password.
     pub url: Secret,
+    /// How long startup keeps retrying a database it cannot reach before giving up.
+    pub connect_timeout: Duration,
 }
 
 /// `[server]`.

@@ -104,6 +104,7 @@ fn valid_configuration_loads_with_real_types() {
         Some("sk_test_51SecretValue")
     );
     assert_eq!(settings.scorecard.timezone, chrono_tz::Europe::Berlin);
+    assert_eq!(settings.database.connect_timeout, Duration::from_secs(30));
     // Formulas come after the measures they read.
     let order: Vec<&str> = settings.measures.iter().map(|m| m.id.as_str()).collect();
     let position = |id: &str| order.iter().position(|m| *m == id).expect("present");
@@ -167,6 +168,11 @@ fn each_error_names_its_key_path() {
             "stale_after = \"2h\"",
             "stale_after = \"two hours\"",
             "sources.stripe.stale_after: invalid duration",
+        ),
+        (
+            "url = \"sqlite://data/test.db\"",
+            "url = \"sqlite://data/test.db\"\nconnect_timeout = \"a while\"",
+            "database.connect_timeout: invalid duration \"a while\"",
         ),
         (
             "period = \"month\"\nformula",

@@ -17,6 +17,10 @@ use crate::status::{Direction, Target};
 
 /// Default listen address: loopback only.
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// How long startup retries an unreachable database by default (a PostgreSQL server
+/// that starts with the machine usually answers within seconds).
+const DEFAULT_DATABASE_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Default database: one SQLite file under `./data`.
 const DEFAULT_DATABASE_URL: &str = "sqlite://data/scorekeeper.db";
 
@@ -39,11 +43,19 @@ impl Problems {
 pub fn validate(raw: RawSettings) -> Result<Settings, ConfigError> {
     let mut problems = Problems::default();
 
+    let connect_timeout = match raw.database.connect_timeout.as_deref() {
+        None => DEFAULT_DATABASE_CONNECT_TIMEOUT,
+        Some(text) => parse_duration(text).unwrap_or_else(|error| {
+            problems.add("database.connect_timeout", error);
+            DEFAULT_DATABASE_CONNECT_TIMEOUT
+        }),
+    };
     let database = DatabaseConfig {
         url: raw
             .database
             .url
             .unwrap_or_else(|| Secret::new(DEFAULT_DATABASE_URL)),
+        connect_timeout,
     };
     let url = database.url.expose();
     if !(url.starts_with("sqlite:")

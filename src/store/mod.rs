@@ -13,6 +13,8 @@
 mod postgres;
 mod sqlite;
 
+use std::time::Duration;
+
 use sqlx::{Postgres, QueryBuilder, Row, Sqlite, Transaction};
 
 use crate::secret::Secret;
@@ -41,6 +43,19 @@ pub enum StoreError {
     /// The database holds something this program did not write.
     #[error("unexpected data in the database: {0}")]
     Corrupt(String),
+}
+
+impl StoreError {
+    /// True when the database could not be reached at all (connection refused or reset,
+    /// a timeout), as opposed to reached and refusing (bad password, unknown database).
+    pub fn is_unreachable(&self) -> bool {
+        let driver = match self {
+            Self::Connect { source, .. } | Self::Query(source) => source,
+            Self::Migrate(sqlx::migrate::MigrateError::Execute(source)) => source,
+            _ => return false,
+        };
+        matches!(driver, sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut)
+    }
 }
 
 /// A connection pool on one of the two backends.
@@ -186,6 +201,39 @@ impl Store {
         let store = Self { pool };
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// [`Store::connect`], retrying for up to `patience` while the database cannot be
+    /// reached (refused, reset, timed out: a server still starting), with a log line per
+    /// wait. Other failures (bad password, unknown database, a migration error) end at once,
+    /// and so does every SQLite failure: a local file does not come up later.
+    pub async fn connect_patiently(url: &Secret, patience: Duration) -> Result<Self, StoreError> {
+        if url.expose().starts_with("sqlite:") {
+            return Self::connect(url).await;
+        }
+        let deadline = tokio::time::Instant::now() + patience;
+        let mut wait = Duration::from_millis(250);
+        loop {
+            match Self::connect(url).await {
+                Ok(store) => return Ok(store),
+                Err(error) if error.is_unreachable() => {
+                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                    if left.is_zero() {
+                        return Err(error);
+                    }
+                    let wait_now = wait.min(left);
+                    tracing::warn!(
+                        retry_in = ?wait_now,
+                        gives_up_in = ?left,
+                        error = %error,
+                        "Cannot reach the database yet; retrying"
+                    );
+                    tokio::time::sleep(wait_now).await;
+                    wait = (wait * 2).min(Duration::from_secs(5));
+                }
+                Err(error) => return Err(error),
+            }
+        }
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
