@@ -11,6 +11,7 @@ mod declared;
 mod delivery;
 mod e2e;
 mod email;
+mod faults;
 mod freshdesk;
 mod helpers;
 mod hubspot;
