@@ -575,6 +575,17 @@ async fn dashboard_in_chromium_shows_the_demo_scorecard_map_chart_and_live_updat
         "requests off the origin: {elsewhere:?}"
     );
 
+    // A chart has its own address: a fresh load of /#measure=ID opens it.
+    browser
+        .send(json!({"cmd": "navigate", "url": "about:blank"}))
+        .await;
+    browser
+        .send(json!({"cmd": "navigate", "url": format!("{origin}/#measure=net_revenue")}))
+        .await;
+    browser
+        .wait("document.getElementById('detail').open && document.getElementById('detail-title').textContent === 'Net revenue'")
+        .await;
+
     browser.quit().await;
     for name in [
         "dashboard.png",
