@@ -14,6 +14,8 @@ line of JSON on stdin and answers each with one line of JSON on stdout:
                                                               "full_page": false the viewport)
   {"cmd": "pdf", "path": "/tmp/x.pdf"}                       (as printed)
   {"cmd": "requests"}                                        -> every URL the page requested
+  {"cmd": "problems"}                                        -> script exceptions, console errors,
+                                                              failed loads, CSP violations
   {"cmd": "quit"}
 
 Failures answer {"ok": false, "error": "..."}. Every wait is bounded: a CDP call gives up
@@ -77,6 +79,7 @@ class Chromium:
         self.lock = threading.Lock()
         self.events = queue.Queue()
         self.requests = []
+        self.problems = []
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self):
@@ -95,8 +98,21 @@ class Chromium:
                     if waiter is not None:
                         waiter.put(message)
                 else:
-                    if message.get("method") == "Network.requestWillBeSent":
-                        self.requests.append(message["params"]["request"]["url"])
+                    method = message.get("method")
+                    params = message.get("params", {})
+                    if method == "Network.requestWillBeSent":
+                        self.requests.append(params["request"]["url"])
+                    elif method == "Runtime.exceptionThrown":
+                        details = params["exceptionDetails"]
+                        self.problems.append("exception: " + (
+                            details.get("exception", {}).get("description") or details.get("text", "")))
+                    elif method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
+                        self.problems.append("console.error: " + " ".join(
+                            str(arg.get("value", arg.get("description", ""))) for arg in params.get("args", [])))
+                    elif method == "Log.entryAdded" and params["entry"].get("level") == "error":
+                        # Failed loads and Content-Security-Policy violations land here.
+                        entry = params["entry"]
+                        self.problems.append(f"{entry.get('source')}: {entry.get('text')} {entry.get('url', '')}".strip())
                     self.events.put(message)
         with self.lock:
             for waiter in self.pending.values():
@@ -152,7 +168,7 @@ class Page:
         target = browser.call("Target.createTarget", {"url": "about:blank"})["targetId"]
         self.session = browser.call(
             "Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
-        for domain in ("Page", "Runtime", "Network"):
+        for domain in ("Page", "Runtime", "Network", "Log"):
             self.call(f"{domain}.enable")
         self.width, self.height, self.mobile, self.scale = 1280, 900, False, 1
         self.viewport(self.width, self.height, False, 1)
@@ -274,6 +290,8 @@ def main():
                     value = page.pdf(command["path"])
                 elif name == "requests":
                     value = list(browser.requests)
+                elif name == "problems":
+                    value = list(browser.problems)
                 else:
                     raise RuntimeError(f"unknown command {name!r}")
                 print(json.dumps({"ok": True, "value": value}), flush=True)

@@ -6,7 +6,8 @@
 //! `/api/v1/scorecard` gives it; one arrow per strategy-map link, carrying its evidence;
 //! a measure's chart (target line, bands, alert history) by click and by keyboard; a
 //! sync that changes a measure re-renders it without a reload; every request stays on
-//! the daemon's origin; no horizontal overflow at phone width; one printed page. The
+//! the daemon's origin, with no script error or policy violation; no horizontal overflow
+//! at phone width; one printed page. The
 //! screenshots and the PDF stay under the build folder for a person to look at.
 //!
 //! Without Chromium the test prints why it skips, unless `SCOREKEEPER_TEST_BROWSER=1`
@@ -574,6 +575,9 @@ async fn dashboard_in_chromium_shows_the_demo_scorecard_map_chart_and_live_updat
         elsewhere.is_empty(),
         "requests off the origin: {elsewhere:?}"
     );
+    // No script error, failed load or Content-Security-Policy violation on the way.
+    let problems = browser.send(json!({"cmd": "problems"})).await;
+    assert_eq!(problems, json!([]), "the page reported problems");
 
     // A chart has its own address: a fresh load of /#measure=ID opens it.
     browser
