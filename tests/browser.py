@@ -55,7 +55,7 @@ class Chromium:
         # bash (dash reads only one-digit descriptors) puts the two pipe ends on fds 3 and 4, where --remote-debugging-pipe
         # expects them, then becomes Chromium.
         script = f'exec "$0" "$@" 3<&{commands_read} 4>&{answers_write} {commands_read}<&- {answers_write}>&-'
-        self.log = open(log_path, "ab")
+        self.log = open(log_path, "wb")
         self.process = subprocess.Popen(
             [
                 "bash", "-c", script, binary,
