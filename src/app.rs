@@ -96,6 +96,8 @@ impl Services {
             locks: self.locks.clone(),
             scorecard_cache: Arc::default(),
             series_cache: Arc::default(),
+            // Replaced by the server's own token in `http::serve`.
+            draining: CancellationToken::new(),
         }
     }
 }

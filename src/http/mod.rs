@@ -3,8 +3,9 @@
 //! `/healthz`, `/readyz`, `GET /api/v1/scorecard`, `/api/v1/measures`,
 //! `/api/v1/measures/{id}/series`, `/api/v1/alerts`, `/api/v1/sources`, the write
 //! endpoints `POST /api/v1/sources/{name}/sync` and `POST /api/v1/alerts/{id}/silence`
-//! (bearer `api_token`), and `/` (the scorecard as a plain HTML table). It binds to
-//! loopback unless the config says otherwise.
+//! (bearer `api_token`), and the dashboard: `/`, its embedded assets and the events
+//! stream `GET /api/v1/events` ([`dashboard`]). It binds to loopback unless the config
+//! says otherwise.
 
 mod api;
 mod control;
@@ -44,6 +45,9 @@ pub struct AppState {
     /// Series bodies by request (measure, from, to), valid for one sync generation and
     /// minute like the scorecard's; at most [`SERIES_CACHE_ENTRIES`].
     pub series_cache: Arc<tokio::sync::Mutex<SeriesCache>>,
+    /// Cancelled when the server starts shutting down ([`serve`] sets it): responses
+    /// that would otherwise stay open (the events stream) end on it.
+    pub draining: CancellationToken,
 }
 
 /// Most series bodies kept at once (the cache is emptied when full).
@@ -61,7 +65,6 @@ pub struct SeriesCache {
 /// The router with every route.
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/", get(dashboard::page))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::metrics))
@@ -73,6 +76,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/sources", get(control::sources))
         .route("/api/v1/strategy-map", get(control::strategy_map))
         .route("/api/v1/sources/{name}/sync", post(control::sync))
+        .merge(dashboard::routes())
         .fallback(api::not_found)
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
@@ -84,6 +88,10 @@ pub async fn serve(
     state: AppState,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    let state = AppState {
+        draining: shutdown.clone(),
+        ..state
+    };
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await

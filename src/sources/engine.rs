@@ -185,6 +185,9 @@ pub struct Engine {
     synced: std::sync::Arc<tokio::sync::Notify>,
     /// Counts finished syncs: views built from the store stay valid while it is unchanged.
     generation: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// The generation again, for anyone who waits for the next one (the dashboard's
+    /// events stream); unlike `synced`, every subscriber sees every change.
+    changes: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl Engine {
@@ -196,6 +199,7 @@ impl Engine {
             catalog,
             synced: std::sync::Arc::default(),
             generation: std::sync::Arc::default(),
+            changes: std::sync::Arc::new(tokio::sync::watch::Sender::new(0)),
         }
     }
 
@@ -203,6 +207,12 @@ impl Engine {
     /// stale once it changes).
     pub fn generation(&self) -> u64 {
         self.generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Sees each new [`Engine::generation`] after a sync finishes (the latest one only,
+    /// when several finish between two looks).
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     /// The shared HTTP client (its answer counts feed `/metrics`).
@@ -279,8 +289,13 @@ impl Engine {
                 error.as_deref(),
             )
             .await?;
-        self.generation
-            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        let generation = self
+            .generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel)
+            + 1;
+        // Two syncs may finish at once: keep the larger number, whichever is told last.
+        self.changes
+            .send_modify(|latest| *latest = (*latest).max(generation));
         self.synced.notify_one();
         written?;
         Ok(report)

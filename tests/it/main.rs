@@ -6,7 +6,9 @@
 mod alerts;
 mod api;
 mod backfill;
+mod browser;
 mod csv;
+mod dashboard;
 mod declared;
 mod delivery;
 mod e2e;
