@@ -26,6 +26,7 @@ pub struct SeriesPoint {
     /// Label: `2026-03-05`, `2026-W10`, `2026-03`, `2026-Q1`, `2026`.
     pub period: String,
     /// Period start in the scorecard's zone, RFC 3339.
+    #[schema(format = DateTime)]
     pub start: String,
     /// The value; `null` where there is no data.
     pub value: Option<f64>,
@@ -84,6 +85,7 @@ pub struct ScorecardView {
     pub currency: Option<String>,
     /// When this view was built (RFC 3339, in the scorecard's zone); the API serves one
     /// build until the next sync or the next minute.
+    #[schema(format = DateTime)]
     pub generated_at: String,
     /// The four perspectives in order.
     pub perspectives: Vec<PerspectiveView>,

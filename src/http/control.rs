@@ -163,10 +163,12 @@ pub struct AlertView {
     /// for forecasts), `stale` or `ok` for stale alerts.
     status: Option<String>,
     /// When the alert entered its state (RFC 3339).
+    #[schema(format = DateTime)]
     since: Option<String>,
     /// The value last judged.
     value: Option<f64>,
     /// Until when the subject is silenced (RFC 3339); `null` when it is not.
+    #[schema(format = DateTime)]
     silenced_until: Option<String>,
 }
 
@@ -233,6 +235,7 @@ pub struct SourceView {
     /// Its cron schedule (six fields, seconds first).
     schedule: String,
     /// The next scheduled sync (RFC 3339).
+    #[schema(format = DateTime)]
     next_run: Option<String>,
     /// Each configured stream's sync state.
     streams: Vec<StreamView>,
@@ -248,8 +251,10 @@ pub struct StreamView {
     /// Records stored.
     records: i64,
     /// The last sync's end (RFC 3339).
+    #[schema(format = DateTime)]
     last_sync_at: Option<String>,
     /// The last successful sync's end (RFC 3339).
+    #[schema(format = DateTime)]
     last_success_at: Option<String>,
     /// The last sync's error; `null` when it succeeded.
     last_error: Option<String>,
@@ -403,6 +408,7 @@ pub struct Silenced {
     /// The measure or source silenced.
     subject: String,
     /// Until when (RFC 3339).
+    #[schema(format = DateTime)]
     silenced_until: String,
 }
 

@@ -5,7 +5,7 @@
 //! `#[derive(ToSchema)]` (fields and their `///` docs). Nothing here is written by hand
 //! except what has no handler of this module tree to hang on: the bearer security scheme
 //! and the dashboard page at `/`. The document is built once, on first request.
-//! `tests/it/openapi.rs` checks that every route answers and is documented, and validates
+//! `tests/it/openapi/` checks that every route answers and is documented, and validates
 //! real responses against this document.
 
 use std::sync::LazyLock;
