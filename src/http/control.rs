@@ -396,10 +396,39 @@ pub async fn sync(
 /// Body of the silence endpoint.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct SilenceBody {
-    /// How long, from now: `30m`, `12h`, `3d`.
+    /// How long, from now: one to four parts separated by single spaces, each a whole
+    /// number (up to 4 digits) and a unit from seconds to years: `30m`, `12h`, `3d`,
+    /// `1h 30m`, `2weeks`.
     #[serde(rename = "for")]
-    #[schema(example = "3d")]
+    #[schema(
+        example = "3d",
+        pattern = "^[0-9]{1,4}(seconds|second|secs|sec|s|minutes|minute|mins|min|m|hours|hour|hrs|hr|h|days|day|d|weeks|week|wks|wk|w|months|month|M|years|year|yrs|yr|y)( [0-9]{1,4}(seconds|second|secs|sec|s|minutes|minute|mins|min|m|hours|hour|hrs|hr|h|days|day|d|weeks|week|wks|wk|w|months|month|M|years|year|yrs|yr|y)){0,3}$"
+    )]
     duration: String,
+}
+
+/// The units of a silence's length (humantime's spellings from seconds to years), as in
+/// the `pattern` of [`SilenceBody`].
+const SILENCE_UNITS: [&str; 31] = [
+    "seconds", "second", "secs", "sec", "s", "minutes", "minute", "mins", "min", "m", "hours",
+    "hour", "hrs", "hr", "h", "days", "day", "d", "weeks", "week", "wks", "wk", "w", "months",
+    "month", "M", "years", "year", "yrs", "yr", "y",
+];
+
+/// The length of a silence, when `text` follows the documented grammar (the schema's
+/// `pattern`): a narrower language than humantime's, so that every string the document
+/// allows is accepted and every other one refused, and no length overflows a date.
+fn silence_length(text: &str) -> Option<std::time::Duration> {
+    let parts: Vec<&str> = text.split(' ').collect();
+    let well_formed = (1..=4).contains(&parts.len())
+        && parts.iter().all(|part| {
+            let digits = part.bytes().take_while(u8::is_ascii_digit).count();
+            (1..=4).contains(&digits) && SILENCE_UNITS.contains(&&part[digits..])
+        });
+    if !well_formed {
+        return None;
+    }
+    humantime::parse_duration(text).ok()
 }
 
 /// The silence now in force.
@@ -456,9 +485,9 @@ pub async fn silence(
     if state.settings.measure(&id).is_none() && !state.settings.sources.contains_key(&id) {
         return Err(ApiError::NotFound(format!("no measure or source \"{id}\"")));
     }
-    let length = humantime::parse_duration(&body.duration).map_err(|error| {
+    let length = silence_length(&body.duration).ok_or_else(|| {
         ApiError::BadRequest(format!(
-            "for: \"{}\": {error} (examples: 30m, 12h, 3d)",
+            "for: \"{}\" is not a length such as 30m, 12h, 3d or 1h 30m (whole numbers, units from seconds to years)",
             body.duration
         ))
     })?;
@@ -502,7 +531,53 @@ pub async fn strategy_map(
 
 #[cfg(test)]
 mod tests {
-    use super::constant_time_eq;
+    use super::{SILENCE_UNITS, SilenceBody, constant_time_eq, silence_length};
+
+    #[test]
+    fn silence_lengths_follow_the_documented_pattern() {
+        for (text, seconds) in [
+            ("3d", 3 * 86_400),
+            ("30m", 1_800),
+            ("1h 30m", 5_400),
+            ("2weeks", 14 * 86_400),
+            ("0s", 0),
+            ("9999y 9999y 9999y 9999y", 4 * 9_999 * 31_557_600),
+        ] {
+            assert_eq!(
+                silence_length(text).map(|length| length.as_secs()),
+                Some(seconds),
+                "{text}"
+            );
+        }
+        for text in [
+            "",
+            "3",
+            "d",
+            "3 d",
+            "3d ",
+            " 3d",
+            "3d  1h",
+            "12345d",
+            "1.5h",
+            "3ms",
+            "3x",
+            "-3d",
+            "1s 1s 1s 1s 1s",
+        ] {
+            assert_eq!(silence_length(text), None, "{text:?}");
+        }
+        // The schema's pattern names the same units.
+        let document = serde_json::to_value(<SilenceBody as utoipa::PartialSchema>::schema())
+            .expect("a schema");
+        let pattern = document["properties"]["for"]["pattern"]
+            .as_str()
+            .expect("a pattern");
+        let units = format!("({})", SILENCE_UNITS.join("|"));
+        assert_eq!(
+            pattern,
+            format!("^[0-9]{{1,4}}{units}( [0-9]{{1,4}}{units}){{0,3}}$")
+        );
+    }
 
     #[test]
     fn tokens_compare_by_value_and_length() {

@@ -33,6 +33,7 @@ use wiremock::MockServer;
 use crate::helpers::*;
 
 mod contract;
+mod fuzz;
 mod validate;
 
 /// Every route of the router, as (method, path template). Keep in step with
