@@ -31,6 +31,7 @@ fn charges(now: i64) -> String {
     json!({"object": "list", "url": "/v1/charges", "has_more": false, "data": data}).to_string()
 }
 
+/// The contract scorecard (`tests/fixtures/openapi/contract.toml`) with its addresses.
 fn contract_config(
     database_url: &str,
     stripe_url: &str,
@@ -38,111 +39,13 @@ fn contract_config(
     hooks_url: &str,
     start_date: &str,
 ) -> String {
-    format!(
-        r#"
-[database]
-url = "{database_url}"
-
-[server]
-listen = "127.0.0.1:0"
-api_token = "{TOKEN}"
-
-[scorecard]
-name = "Contract Bakery"
-timezone = "Europe/Berlin"
-currency = "EUR"
-
-[sources.stripe]
-kind = "stripe"
-schedule = "0 0 3 * * *"
-start_date = "{start_date}"
-base_url = "{stripe_url}"
-api_key = "${{TEST_STRIPE_KEY}}"
-streams = ["charges", "refunds"]
-
-[sources.broken]
-kind = "stripe"
-schedule = "0 0 4 * * *"
-start_date = "{start_date}"
-base_url = "{broken_url}"
-api_key = "sk_test_revoked"
-streams = ["charges"]
-
-[objectives.growth]
-name = "Grow revenue"
-perspective = "financial"
-drivers = ["service"]
-
-[objectives.service]
-name = "Serve customers"
-perspective = "customer"
-drivers = ["skills"]
-
-[objectives.skills]
-name = "Handle refunds well"
-perspective = "learning"
-
-[measures.revenue]
-perspective = "financial"
-period = "month"
-from = "stripe.charges"
-time = "created"
-value = "amount / 100"
-aggregate = "sum"
-unit = "EUR"
-target = {{ value = 1000000, direction = "up", warn = 900000 }}
-objective = "growth"
-owner = "finance"
-
-[measures.daily_revenue]
-perspective = "financial"
-period = "day"
-from = "stripe.charges"
-time = "created"
-value = "amount / 100"
-aggregate = "sum"
-objective = "growth"
-
-[measures.daily_orders]
-perspective = "customer"
-period = "day"
-from = "stripe.charges"
-time = "created"
-aggregate = "count"
-objective = "service"
-
-[measures.customers]
-perspective = "customer"
-period = "month"
-from = "stripe.charges"
-time = "created"
-value = "customer"
-aggregate = "count_distinct"
-objective = "service"
-
-[measures.refunded]
-perspective = "learning"
-period = "month"
-from = "stripe.refunds"
-time = "created"
-value = "amount / 100"
-aggregate = "sum"
-objective = "skills"
-
-[measures.average_order]
-perspective = "internal"
-period = "month"
-formula = "revenue / customers"
-
-[notify.ops]
-kind = "webhook"
-url = "{hooks_url}/ok"
-
-[notify.flaky]
-kind = "webhook"
-url = "{hooks_url}/fail"
-"#
-    )
+    fixture("openapi/contract.toml")
+        .replace("@database_url@", database_url)
+        .replace("@stripe_url@", stripe_url)
+        .replace("@broken_url@", broken_url)
+        .replace("@hooks_url@", hooks_url)
+        .replace("@start_date@", start_date)
+        .replace("@TOKEN@", TOKEN)
 }
 
 const SYNC: &str = "/api/v1/sources/{name}/sync";
