@@ -21,38 +21,39 @@ use crate::status::{self, Status, Target};
 use crate::store::{Store, StoreError};
 
 /// One period's value of a measure.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct SeriesPoint {
     /// Label: `2026-03-05`, `2026-W10`, `2026-03`, `2026-Q1`, `2026`.
     pub period: String,
     /// Period start in the scorecard's zone, RFC 3339.
+    #[schema(format = DateTime)]
     pub start: String,
     /// The value; `null` where there is no data.
     pub value: Option<f64>,
     /// The target value, if any.
     pub target: Option<f64>,
-    /// green | amber | red | none
+    /// The value judged against the target.
     pub status: Status,
 }
 
 /// One measure on the scorecard.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MeasureView {
-    /// Measure id.
+    /// The measure's id (its key under `[measures]`).
     pub id: String,
     /// Display name.
     pub name: String,
-    /// Perspective.
+    /// The perspective it belongs to.
     pub perspective: Perspective,
-    /// Period kind.
+    /// The length of its periods.
     pub period: PeriodKind,
-    /// Unit.
+    /// Unit shown after values, if configured.
     pub unit: Option<String>,
-    /// Target.
+    /// The target, if any.
     pub target: Option<Target>,
-    /// Objective.
+    /// The objective it belongs to, if any.
     pub objective: Option<String>,
-    /// Owner.
+    /// The owner (routes its alerts), if any.
     pub owner: Option<String>,
     /// `complete` or `current`: which period `judged` is.
     pub evaluate: &'static str,
@@ -63,9 +64,9 @@ pub struct MeasureView {
 }
 
 /// One perspective with its measures.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PerspectiveView {
-    /// `financial`, `customer`, `internal`, `learning`.
+    /// Which perspective.
     pub id: Perspective,
     /// Heading.
     pub title: &'static str,
@@ -74,15 +75,17 @@ pub struct PerspectiveView {
 }
 
 /// The whole scorecard.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ScorecardView {
     /// Scorecard name.
     pub name: String,
-    /// Time zone of the periods.
+    /// IANA time zone of the periods (`Europe/Berlin`).
     pub timezone: String,
-    /// Currency.
+    /// ISO currency code of money values, if configured.
     pub currency: Option<String>,
-    /// When this view was built.
+    /// When this view was built (RFC 3339, in the scorecard's zone); the API serves one
+    /// build until the next sync or the next minute.
+    #[schema(format = DateTime)]
     pub generated_at: String,
     /// The four perspectives in order.
     pub perspectives: Vec<PerspectiveView>,

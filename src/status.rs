@@ -7,7 +7,7 @@
 use serde::Serialize;
 
 /// Which way is better.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Direction {
     /// Higher is better (revenue, satisfaction).
@@ -17,7 +17,7 @@ pub enum Direction {
 }
 
 /// A measure's target: `target = { value = 50000, direction = "up", warn = 45000 }`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Target {
     /// The target value.
     pub value: f64,
@@ -28,7 +28,7 @@ pub struct Target {
 }
 
 /// The traffic light of one value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, PartialOrd, Ord, Hash, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// On target.

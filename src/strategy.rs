@@ -25,13 +25,13 @@ pub const MAX_LAG: usize = 6;
 pub const MIN_PERIODS: usize = 8;
 
 /// The correlation at one lag.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Lagged {
-    /// Periods the effect trails the driver by.
+    /// Periods the effect trails the driver by (0 to `max_lag`).
     pub lag: usize,
-    /// Pearson's r.
+    /// Pearson's r, from -1 to 1.
     pub coefficient: f64,
-    /// Overlapping periods behind it.
+    /// Overlapping periods behind it (at least `min_periods`).
     pub periods: usize,
 }
 
@@ -81,52 +81,53 @@ pub fn best_lag(driver: &[Option<f64>], effect: &[Option<f64>]) -> Option<Lagged
 }
 
 /// One measure pair's evidence.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PairEvidence {
-    /// The driver objective's measure.
+    /// A measure of the driving objective.
     pub driver_measure: String,
-    /// The effect objective's measure.
+    /// A measure of the objective it drives, with the same period kind.
     pub effect_measure: String,
-    /// The strongest lag, or `None`: not enough data.
+    /// The lag with the strongest correlation; `null`: not enough data.
     pub best: Option<Lagged>,
 }
 
 /// One cause → effect link of the strategy map.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Link {
-    /// The driving objective.
+    /// The driving objective's id.
     pub driver: String,
-    /// The objective it drives.
+    /// The id of the objective it drives.
     pub effect: String,
-    /// The strongest pair's evidence, or `None`: not enough data.
+    /// The pair with the strongest correlation; `null`: not enough data for any pair.
     pub best: Option<PairEvidence>,
-    /// Every comparable pair.
+    /// Every pair of a driver measure and an effect measure with the same period kind.
     pub pairs: Vec<PairEvidence>,
 }
 
 /// An objective box.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ObjectiveView {
-    /// Id.
+    /// The objective's id (its key under `[objectives]`).
     pub id: String,
-    /// Name.
+    /// Display name.
     pub name: String,
-    /// Perspective row.
+    /// Its perspective row (`Perspective::as_str`).
+    #[schema(value_type = crate::config::Perspective)]
     pub perspective: &'static str,
-    /// Its measures.
+    /// The ids of its measures.
     pub measures: Vec<String>,
 }
 
-/// `GET /api/v1/strategy-map`.
-#[derive(Debug, Clone, Serialize)]
+/// The strategy map with its evidence (`GET /api/v1/strategy-map`).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct StrategyMap {
-    /// The objectives.
+    /// The objectives, in configuration order.
     pub objectives: Vec<ObjectiveView>,
-    /// The links with their evidence.
+    /// One link per driver of each objective, with its evidence.
     pub links: Vec<Link>,
-    /// Lags tried: 0 to this.
+    /// Lags tried: 0 to this many periods.
     pub max_lag: usize,
-    /// Fewest overlapping periods for a coefficient.
+    /// The fewest overlapping periods a coefficient is reported on.
     pub min_periods: usize,
 }
 

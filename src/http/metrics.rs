@@ -30,7 +30,22 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
-/// `GET /metrics`
+/// Prometheus metrics.
+///
+/// The text exposition format (version 0.0.4): per source sync runs, records and sync
+/// durations, upstream answers by status, the outbox and deliveries, and every measure's
+/// judged value and status.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses(
+        (status = 200, description = "The metrics", body = String,
+            content_type = "text/plain; version=0.0.4; charset=utf-8"),
+        (status = 500, description = "The database failed; see the server log",
+            body = super::api::ErrorBody),
+    )
+)]
 pub async fn metrics(axum::extract::State(state): State<AppState>) -> Result<Response, ApiError> {
     let snapshot = state.store.metrics().await?;
     let view = crate::scorecard::build(

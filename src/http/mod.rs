@@ -3,15 +3,17 @@
 //! `/healthz`, `/readyz`, `GET /api/v1/scorecard`, `/api/v1/measures`,
 //! `/api/v1/measures/{id}/series`, `/api/v1/alerts`, `/api/v1/sources`, the write
 //! endpoints `POST /api/v1/sources/{name}/sync` and `POST /api/v1/alerts/{id}/silence`
-//! (bearer `api_token`), and the dashboard: `/`, its embedded assets and the events
-//! stream `GET /api/v1/events` ([`dashboard`]). It binds to loopback unless the config
-//! says otherwise.
+//! (bearer `api_token`), `/api/v1/openapi.json` (the OpenAPI document of all of these),
+//! and the dashboard: `/`, its embedded assets and the events stream
+//! `GET /api/v1/events` ([`dashboard`]). It binds to loopback unless the config says
+//! otherwise. Unknown paths and methods answer with the API's JSON error.
 
 mod api;
 mod control;
 mod dashboard;
 mod health;
 mod metrics;
+pub mod openapi;
 
 use std::sync::Arc;
 
@@ -76,8 +78,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/sources", get(control::sources))
         .route("/api/v1/strategy-map", get(control::strategy_map))
         .route("/api/v1/sources/{name}/sync", post(control::sync))
-        .merge(dashboard::routes())
+        .route("/", get(dashboard::page))
+        .route("/assets/{version}/{file}", get(dashboard::asset))
+        .route("/api/v1/events", get(dashboard::events))
+        .route("/api/v1/openapi.json", get(openapi::document))
         .fallback(api::not_found)
+        .method_not_allowed_fallback(api::method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
 }

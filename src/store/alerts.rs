@@ -35,23 +35,24 @@ pub struct AlertRow {
 }
 
 /// One event of an alert's history.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct HistoryRow {
-    /// The alert.
+    /// The alert's key: `measure:<id>`, `forecast:<id>` or `stale:<source>`.
     pub alert: String,
-    /// Unix seconds.
+    /// When it happened, in Unix seconds.
     pub at: i64,
-    /// The event (notify::EventKind spelling).
+    /// What happened: `firing`, `reminder`, `resolved`, `forecast`, `forecast_resolved`,
+    /// `stale`, `stale_resolved`, `no_data`, `no_data_resolved`.
     pub event: String,
     /// The status then.
     pub status: Option<String>,
     /// The value then.
     pub value: Option<f64>,
-    /// The judged period.
+    /// The start of the judged period, in Unix seconds.
     pub period_start: Option<i64>,
     /// True when a silence kept it from being sent.
     pub silenced: bool,
-    /// The outbox message carrying it.
+    /// The id of the outbox message carrying it (`msg_…`); `null` when nothing was sent.
     pub message: Option<String>,
 }
 
@@ -85,19 +86,19 @@ pub struct OutboxRow {
 }
 
 /// One delivery attempt.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct DeliveryRow {
-    /// The message.
+    /// The outbox message's id (`msg_…`).
     pub message: String,
-    /// Its channel.
+    /// Its channel (the key under `[notify]`).
     pub channel: String,
     /// 1-based attempt number.
     pub attempt: i64,
-    /// Unix seconds.
+    /// When it was made, in Unix seconds.
     pub at: i64,
-    /// delivered | retry | failed | gone | expired
+    /// `delivered`, `retry`, `failed`, `gone` or `expired`.
     pub result: String,
-    /// What went wrong.
+    /// What went wrong; `null` when delivered.
     pub error: Option<String>,
 }
 

@@ -151,25 +151,25 @@ pub struct OAuthTokens {
 }
 
 /// One finished or running sync of a source.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct SyncRun {
-    /// Storage id.
+    /// The run's id.
     pub id: i64,
     /// Source name.
     pub source: String,
-    /// schedule | manual
+    /// `schedule` or `manual`.
     pub trigger: String,
-    /// Unix seconds.
+    /// When it started, in Unix seconds.
     pub started_at: i64,
-    /// Unix seconds; none while running.
+    /// When it ended, in Unix seconds; `null` while running.
     pub finished_at: Option<i64>,
-    /// success | failed | cancelled; none while running.
+    /// `success`, `failed` or `cancelled`; `null` while running.
     pub result: Option<String>,
     /// Records stored.
     pub records: i64,
     /// Pages fetched.
     pub pages: i64,
-    /// Error message when failed.
+    /// The error when it failed.
     pub error: Option<String>,
 }
 

@@ -20,6 +20,7 @@ mod hubspot;
 mod init;
 mod moodle;
 mod oauth;
+mod openapi;
 mod pipedrive;
 mod quickbooks;
 mod reconcile;

@@ -18,12 +18,10 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use futures_util::Stream;
 
 use super::AppState;
@@ -105,16 +103,8 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
 /// Comment lines sent on an idle events stream, so proxies keep it open.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
-/// The dashboard's routes: `/`, its assets and the events stream.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/", get(page))
-        .route("/assets/{version}/{file}", get(asset))
-        .route("/api/v1/events", get(events))
-}
-
 /// `GET /`: the page (never cached: it names the assets of the running binary).
-async fn page() -> Response {
+pub(super) async fn page() -> Response {
     let body = INDEX.replace("{{VERSION}}", &fingerprint());
     (
         [
@@ -131,7 +121,7 @@ async fn page() -> Response {
 
 /// `GET /assets/{version}/{file}`: an embedded file, cacheable for a year; 404 for
 /// another build's fingerprint or an unknown file.
-async fn asset(Path((version, file)): Path<(String, String)>) -> Response {
+pub(super) async fn asset(Path((version, file)): Path<(String, String)>) -> Response {
     let found = ASSETS.iter().find(|asset| asset.name == file);
     match found {
         Some(asset) if version == fingerprint() => (
@@ -159,7 +149,7 @@ async fn asset(Path((version, file)): Path<(String, String)>) -> Response {
 /// The stream ends when the server starts shutting down: graceful shutdown waits for
 /// responses in flight, and an open dashboard would otherwise hold it until the drain
 /// deadline.
-async fn events(State(state): State<AppState>) -> Response {
+pub(super) async fn events(State(state): State<AppState>) -> Response {
     let mut changes = state.engine.subscribe();
     let first = *changes.borrow_and_update();
     let stream = generation_events(first, changes, state.draining.clone());
