@@ -128,41 +128,54 @@ async fn refresh(
             ])
             .send()
             .await;
-        let error = match sent {
-            Ok(response) => {
-                let status = response.status();
-                let body = response.bytes().await.unwrap_or_default();
-                if status.is_success() {
-                    return serde_json::from_slice(&body).map_err(|error| SourceError::Malformed {
-                        url: endpoint.clone(),
-                        detail: format!("token endpoint answer: {error}"),
-                    });
+        let error = 'failed: {
+            let response = match sent {
+                Ok(response) => response,
+                Err(error) if error.is_redirect() => {
+                    // Another origin: the client secret and refresh token stay here.
+                    let detail = std::error::Error::source(&error)
+                        .map_or_else(|| describe_reqwest_error(&error), ToString::to_string);
+                    return Err(SourceError::Redirect { detail });
                 }
-                let message = api_error_message(&body);
-                if status.is_client_error() {
-                    // RFC 6749 §5.2: invalid_grant = the refresh token is expired,
-                    // revoked or already used; invalid_client = wrong id or secret.
-                    return Err(SourceError::Unauthorized {
-                        message: format!(
-                            "the token endpoint {endpoint} refused the refresh (HTTP {}: {message}); \
-                             check client_id and client_secret, or authorize the app again and \
-                             set the new refresh_token",
-                            status.as_u16()
+                Err(error) => {
+                    break 'failed SourceError::Transient {
+                        detail: format!(
+                            "token endpoint {endpoint}: {}",
+                            describe_reqwest_error(&error)
                         ),
-                    });
+                    };
                 }
-                SourceError::Http {
-                    status: status.as_u16(),
+            };
+            let status = response.status();
+            let body = match super::http::read_token_response(response, &endpoint).await {
+                Ok(body) => body,
+                Err(error @ SourceError::TooLarge { .. }) => return Err(error),
+                Err(error) => break 'failed error,
+            };
+            if status.is_success() {
+                return serde_json::from_slice(&body).map_err(|error| SourceError::Malformed {
                     url: endpoint.clone(),
-                    message,
-                }
+                    detail: format!("token endpoint answer: {error}"),
+                });
             }
-            Err(error) => SourceError::Transient {
-                detail: format!(
-                    "token endpoint {endpoint}: {}",
-                    describe_reqwest_error(&error)
-                ),
-            },
+            let message = api_error_message(&body);
+            if status.is_client_error() {
+                // RFC 6749 §5.2: invalid_grant = the refresh token is expired,
+                // revoked or already used; invalid_client = wrong id or secret.
+                return Err(SourceError::Unauthorized {
+                    message: format!(
+                        "the token endpoint {endpoint} refused the refresh (HTTP {}: {message}); \
+                         check client_id and client_secret, or authorize the app again and \
+                         set the new refresh_token",
+                        status.as_u16()
+                    ),
+                });
+            }
+            SourceError::Http {
+                status: status.as_u16(),
+                url: endpoint.clone(),
+                message,
+            }
         };
         if attempt >= ATTEMPTS {
             return Err(SourceError::RetriesExhausted {
