@@ -48,6 +48,88 @@ pub enum Auth {
     },
 }
 
+impl Auth {
+    /// The credentials as a server could echo them back in an error: as sent, Basic's
+    /// `user:password` in base64, and a query key percent-encoded. Error messages built
+    /// from an answer have these removed ([`SourceError::scrub`]).
+    pub fn echoes(&self) -> Vec<String> {
+        use base64::Engine as _;
+        let forms = |value: &str| {
+            let encoded: String = url_encoded(value);
+            if encoded == value {
+                vec![value.to_string()]
+            } else {
+                vec![value.to_string(), encoded]
+            }
+        };
+        match self {
+            Auth::None => Vec::new(),
+            Auth::Bearer(token) => forms(token.expose()),
+            Auth::Basic { username, password } => {
+                let pair = format!("{}:{}", username.expose(), password.expose());
+                let mut echoes = vec![base64::engine::general_purpose::STANDARD.encode(pair)];
+                echoes.extend(forms(username.expose()));
+                echoes.extend(forms(password.expose()));
+                echoes
+            }
+            Auth::Header { value, .. } | Auth::Query { value, .. } => forms(value.expose()),
+        }
+    }
+}
+
+/// `value` as `application/x-www-form-urlencoded` writes it in a query string.
+fn url_encoded(value: &str) -> String {
+    Url::parse_with_params("http://x.invalid/", [("k", value)])
+        .ok()
+        .and_then(|url| url.query().map(|query| query[2..].to_string()))
+        .unwrap_or_else(|| value.to_string())
+}
+
+impl SourceError {
+    /// The same error with every one of `secrets` removed from its messages: what an API
+    /// answered may quote the request's credentials (a 401 body that repeats the key).
+    pub fn scrub(self, secrets: &[String]) -> Self {
+        if secrets.is_empty() {
+            return self;
+        }
+        let clean = |text: String| crate::secret::scrub(&text, secrets);
+        match self {
+            Self::Unauthorized { message } => Self::Unauthorized {
+                message: clean(message),
+            },
+            Self::Transient { detail } => Self::Transient {
+                detail: clean(detail),
+            },
+            Self::RetriesExhausted { attempts, last } => Self::RetriesExhausted {
+                attempts,
+                last: Box::new(last.scrub(secrets)),
+            },
+            Self::Http {
+                status,
+                url,
+                message,
+            } => Self::Http {
+                status,
+                url: clean(url),
+                message: clean(message),
+            },
+            Self::Malformed { url, detail } => Self::Malformed {
+                url: clean(url),
+                detail: clean(detail),
+            },
+            Self::Redirect { detail } => Self::Redirect {
+                detail: clean(detail),
+            },
+            Self::TooLarge { url, limit } => Self::TooLarge {
+                url: clean(url),
+                limit,
+            },
+            Self::RepeatedCursor { url } => Self::RepeatedCursor { url: clean(url) },
+            other => other,
+        }
+    }
+}
+
 /// Retry and timeout settings of the shared client.
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
@@ -471,10 +553,11 @@ impl HttpClient {
                 outcome = self.attempt(request, auth, &parse) => outcome,
                 () = grace_after(cancel) => return Err(SourceError::Cancelled),
             };
+            // Messages quote the API's answer, which may echo the credentials.
             let (wait, error) = match outcome {
                 Attempt::Done(value) => return Ok(value),
-                Attempt::Fail(error) => return Err(error),
-                Attempt::Retry { wait, error } => (wait, error),
+                Attempt::Fail(error) => return Err(error.scrub(&auth.echoes())),
+                Attempt::Retry { wait, error } => (wait, error.scrub(&auth.echoes())),
             };
             if attempt >= self.policy.max_attempts {
                 return Err(SourceError::RetriesExhausted {
@@ -921,6 +1004,29 @@ mod tests {
         );
         headers.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&headers), None);
+    }
+
+    #[test]
+    fn errors_are_scrubbed_of_the_credentials_as_they_travel() {
+        let auth = Auth::Basic {
+            username: Secret::new("user-1234"),
+            password: Secret::new("pass/word+1"),
+        };
+        let error = SourceError::Http {
+            status: 400,
+            url: "https://api.example.com/v1?key=pass%2Fword%2B1".into(),
+            message: "bad: Authorization: Basic dXNlci0xMjM0OnBhc3Mvd29yZCsx user-1234 pass/word+1"
+                .into(),
+        };
+        let error = SourceError::RetriesExhausted {
+            attempts: 2,
+            last: Box::new(error),
+        }
+        .scrub(&auth.echoes());
+        assert_eq!(
+            error.to_string(),
+            "gave up after 2 attempts: HTTP 400 from https://api.example.com/v1?key=***: bad: Authorization: Basic *** *** ***"
+        );
     }
 
     #[test]

@@ -114,6 +114,27 @@ async fn refresh(
     oauth: &OAuthConfig,
     refresh_token: &Secret,
 ) -> Result<TokenResponse, SourceError> {
+    // What the endpoint could echo back: the client secret (alone and in the Basic
+    // header) and the refresh token. Errors are scrubbed of them.
+    let mut secrets = Auth::Basic {
+        username: Secret::new(oauth.client_id.clone()),
+        password: oauth.client_secret.clone(),
+    }
+    .echoes();
+    secrets.retain(|echo| echo != &oauth.client_id);
+    secrets.extend(Auth::Bearer(refresh_token.clone()).echoes());
+    refresh_once(http, oauth, refresh_token, &secrets)
+        .await
+        .map_err(|error| error.scrub(&secrets))
+}
+
+/// [`refresh`]; the errors it logs are scrubbed of `secrets`, those it returns are not.
+async fn refresh_once(
+    http: &HttpClient,
+    oauth: &OAuthConfig,
+    refresh_token: &Secret,
+    secrets: &[String],
+) -> Result<TokenResponse, SourceError> {
     let endpoint = super::redact_url(&oauth.token_url);
     let mut attempt = 1;
     loop {
@@ -183,6 +204,7 @@ async fn refresh(
                 last: Box::new(error),
             });
         }
+        let error = error.scrub(secrets);
         tracing::warn!(attempt, error = %error, "OAuth2 token refresh failed, retrying");
         tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
         attempt += 1;

@@ -20,6 +20,7 @@ mod oauth;
 mod pipedrive;
 mod quickbooks;
 mod reconcile;
+mod secrets;
 mod security;
 mod shopify;
 mod store;
