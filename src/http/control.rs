@@ -323,6 +323,11 @@ pub async fn silence(
     }
     let Json(body) = match body {
         Ok(body) => body,
+        Err(rejection) if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+            let message = format!("the request body is over {} KB", super::BODY_LIMIT / 1024);
+            let body = json!({"error": {"code": "payload_too_large", "message": message}});
+            return (axum::http::StatusCode::PAYLOAD_TOO_LARGE, Json(body)).into_response();
+        }
         Err(rejection) => {
             return ApiError::BadRequest(format!(
                 "expected a JSON body {{\"for\": \"3d\"}}: {}",

@@ -15,6 +15,7 @@ mod freshdesk;
 mod helpers;
 mod hubspot;
 mod init;
+mod limits;
 mod moodle;
 mod oauth;
 mod pipedrive;
