@@ -10,6 +10,7 @@ mod api;
 mod control;
 mod dashboard;
 mod health;
+mod limits;
 mod metrics;
 
 use std::sync::Arc;
@@ -75,6 +76,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/sources/{name}/sync", post(control::sync))
         .fallback(api::not_found)
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(
+            limits::READ_TIMEOUT,
+            limits::read_deadline,
+        ))
         .with_state(state)
 }
 
