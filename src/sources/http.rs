@@ -1,6 +1,7 @@
 //! The HTTP layer every preset shares: one reqwest client (rustls, timeouts, a
 //! User-Agent, redirects followed only within the request's own origin, so credentials
-//! never travel to another host; bodies capped at [`MAX_RESPONSE_BYTES`]), retries with
+//! never travel to another host (requests without any may go elsewhere); bodies capped
+//! at [`MAX_RESPONSE_BYTES`]), retries with
 //! jittered exponential backoff on timeouts, connection errors, 5xx and broken or
 //! truncated bodies, and 429 handling that honours `Retry-After` and backs off on its
 //! own where the API sends none (Stripe, HubSpot and QuickBooks document none).
@@ -215,6 +216,10 @@ impl ParseError {
 #[derive(Clone, Debug)]
 pub struct HttpClient {
     client: reqwest::Client,
+    /// For requests that carry no credentials at all (a CSV `url`, `auth = none` without
+    /// headers): follows redirects to other origins too, as a published spreadsheet's
+    /// export link does to its file host.
+    anonymous: reqwest::Client,
     policy: RetryPolicy,
     /// The largest body read ([`MAX_RESPONSE_BYTES`] unless a test says otherwise).
     max_body: usize,
@@ -466,19 +471,22 @@ impl HttpClient {
     /// Builds the client.
     pub fn new(policy: RetryPolicy) -> Result<Self, SourceError> {
         crate::tls::install_crypto_provider();
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("scorekeeper/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(policy.connect_timeout)
-            .timeout(policy.request_timeout)
-            .redirect(redirect_policy())
-            // The Referer of a redirected request would repeat the URL, query key and all.
-            .referer(false)
-            .build()
-            .map_err(|error| SourceError::Transient {
-                detail: format!("cannot build the HTTP client: {error}"),
-            })?;
+        let build = |redirects: reqwest::redirect::Policy| {
+            reqwest::Client::builder()
+                .user_agent(concat!("scorekeeper/", env!("CARGO_PKG_VERSION")))
+                .connect_timeout(policy.connect_timeout)
+                .timeout(policy.request_timeout)
+                .redirect(redirects)
+                // The Referer of a redirected request would repeat the URL, query key and all.
+                .referer(false)
+                .build()
+                .map_err(|error| SourceError::Transient {
+                    detail: format!("cannot build the HTTP client: {error}"),
+                })
+        };
         Ok(Self {
-            client,
+            client: build(redirect_policy())?,
+            anonymous: build(reqwest::redirect::Policy::limited(MAX_REDIRECTS))?,
             policy,
             max_body: MAX_RESPONSE_BYTES,
             pacer: std::sync::Arc::default(),
@@ -594,13 +602,21 @@ impl HttpClient {
                 .query_pairs_mut()
                 .append_pair(name.as_ref(), value.expose());
         }
+        let anonymous = matches!(auth, Auth::None)
+            && page.headers.is_empty()
+            && url.username().is_empty()
+            && url.password().is_none();
+        let client = if anonymous {
+            &self.anonymous
+        } else {
+            &self.client
+        };
         let mut request = match &page.body {
-            Some(body) => self
-                .client
+            Some(body) => client
                 .post(sent_url)
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(body.clone()),
-            None => self.client.get(sent_url),
+            None => client.get(sent_url),
         };
         for (name, value) in &page.headers {
             request = request.header(name.as_ref(), value);

@@ -205,6 +205,38 @@ async fn a_redirect_within_the_origin_is_followed_with_the_credential() {
 }
 
 #[tokio::test]
+async fn a_request_without_credentials_may_follow_a_redirect_elsewhere() {
+    // A published spreadsheet's CSV link answers with a redirect to its file host.
+    let sheet = MockServer::start().await;
+    let files = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(RedirectTo {
+            target: files.uri(),
+            status: 307,
+            path: Some("/export.csv"),
+        })
+        .expect(1)
+        .mount(&sheet)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/export.csv"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("id,total\n1,5\n"))
+        .expect(1)
+        .mount(&files)
+        .await;
+    let body = get_text(
+        &client(),
+        &format!("{}/pub?output=csv", sheet.uri()),
+        &Auth::None,
+    )
+    .await
+    .expect("followed");
+    assert_eq!(body, "id,total\n1,5\n");
+    sheet.verify().await;
+    files.verify().await;
+}
+
+#[tokio::test]
 async fn a_redirect_loop_within_the_origin_stops_after_five() {
     let api = MockServer::start().await;
     Mock::given(method("GET"))
