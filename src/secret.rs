@@ -67,6 +67,28 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// Secrets shorter than this are not scrubbed from text: a placeholder such as
+/// Freshdesk's password `X` would otherwise blank out every letter X of a message.
+const MIN_SCRUBBED_LEN: usize = 4;
+
+/// `text` with every occurrence of each of `secrets` replaced by `***` (longest first,
+/// so a secret that contains another is removed whole). For messages that quote what a
+/// server sent back, which may echo the credentials of the request.
+pub fn scrub(text: &str, secrets: &[String]) -> String {
+    let mut secrets: Vec<&String> = secrets
+        .iter()
+        .filter(|secret| secret.len() >= MIN_SCRUBBED_LEN)
+        .collect();
+    secrets.sort_by_key(|secret| std::cmp::Reverse(secret.len()));
+    let mut text = text.to_string();
+    for secret in secrets {
+        if text.contains(secret.as_str()) {
+            text = text.replace(secret.as_str(), "***");
+        }
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,6 +99,15 @@ mod tests {
         assert_eq!(format!("{secret:?}"), "***");
         assert_eq!(format!("{secret}"), "***");
         assert_eq!(secret.expose(), "sk_live_abc");
+    }
+
+    #[test]
+    fn scrub_removes_every_secret_longest_first_and_skips_placeholders() {
+        let secrets = vec!["abcd".to_string(), "abcdefgh".to_string(), "X".to_string()];
+        assert_eq!(
+            scrub("Key abcdefgh and abcd rejected (X-Request-Id 7)", &secrets),
+            "Key *** and *** rejected (X-Request-Id 7)"
+        );
     }
 
     #[test]

@@ -53,6 +53,8 @@ pub enum ErrorCode {
     PayloadTooLarge,
     /// 500: something failed inside; see the server log.
     Internal,
+    /// 503: a read request found no answer within its time limit; try again.
+    Timeout,
 }
 
 /// An API error with its HTTP status.
@@ -74,6 +76,8 @@ pub enum ApiError {
     PayloadTooLarge,
     /// 500; the detail is logged, not returned.
     Internal(String),
+    /// 503: a read request took longer than its limit (whole seconds).
+    Timeout(u64),
 }
 
 impl IntoResponse for ApiError {
@@ -106,6 +110,11 @@ impl IntoResponse for ApiError {
                     "the request body is larger than {} bytes",
                     super::BODY_LIMIT
                 ),
+            ),
+            ApiError::Timeout(seconds) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::Timeout,
+                format!("no answer within {seconds} s; try again"),
             ),
             ApiError::Internal(detail) => {
                 tracing::error!(error = %detail, "Request failed");

@@ -12,6 +12,7 @@ mod api;
 mod control;
 mod dashboard;
 mod health;
+mod limits;
 mod metrics;
 pub mod openapi;
 
@@ -85,6 +86,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(api::not_found)
         .method_not_allowed_fallback(api::method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(
+            limits::READ_TIMEOUT,
+            limits::read_deadline,
+        ))
         .with_state(state)
 }
 

@@ -1,5 +1,7 @@
 //! The HTTP layer every preset shares: one reqwest client (rustls, timeouts, a
-//! User-Agent, no credentials forwarded across hosts on redirects), retries with
+//! User-Agent, redirects followed only within the request's own origin, so credentials
+//! never travel to another host (requests without any may go elsewhere); bodies capped
+//! at [`MAX_RESPONSE_BYTES`]), retries with
 //! jittered exponential backoff on timeouts, connection errors, 5xx and broken or
 //! truncated bodies, and 429 handling that honours `Retry-After` and backs off on its
 //! own where the API sends none (Stripe, HubSpot and QuickBooks document none).
@@ -45,6 +47,88 @@ pub enum Auth {
         /// The key.
         value: Secret,
     },
+}
+
+impl Auth {
+    /// The credentials as a server could echo them back in an error: as sent, Basic's
+    /// `user:password` in base64, and a query key percent-encoded. Error messages built
+    /// from an answer have these removed ([`SourceError::scrub`]).
+    pub fn echoes(&self) -> Vec<String> {
+        use base64::Engine as _;
+        let forms = |value: &str| {
+            let encoded: String = url_encoded(value);
+            if encoded == value {
+                vec![value.to_string()]
+            } else {
+                vec![value.to_string(), encoded]
+            }
+        };
+        match self {
+            Auth::None => Vec::new(),
+            Auth::Bearer(token) => forms(token.expose()),
+            Auth::Basic { username, password } => {
+                let pair = format!("{}:{}", username.expose(), password.expose());
+                let mut echoes = vec![base64::engine::general_purpose::STANDARD.encode(pair)];
+                echoes.extend(forms(username.expose()));
+                echoes.extend(forms(password.expose()));
+                echoes
+            }
+            Auth::Header { value, .. } | Auth::Query { value, .. } => forms(value.expose()),
+        }
+    }
+}
+
+/// `value` as `application/x-www-form-urlencoded` writes it in a query string.
+fn url_encoded(value: &str) -> String {
+    Url::parse_with_params("http://x.invalid/", [("k", value)])
+        .ok()
+        .and_then(|url| url.query().map(|query| query[2..].to_string()))
+        .unwrap_or_else(|| value.to_string())
+}
+
+impl SourceError {
+    /// The same error with every one of `secrets` removed from its messages: what an API
+    /// answered may quote the request's credentials (a 401 body that repeats the key).
+    pub fn scrub(self, secrets: &[String]) -> Self {
+        if secrets.is_empty() {
+            return self;
+        }
+        let clean = |text: String| crate::secret::scrub(&text, secrets);
+        match self {
+            Self::Unauthorized { message } => Self::Unauthorized {
+                message: clean(message),
+            },
+            Self::Transient { detail } => Self::Transient {
+                detail: clean(detail),
+            },
+            Self::RetriesExhausted { attempts, last } => Self::RetriesExhausted {
+                attempts,
+                last: Box::new(last.scrub(secrets)),
+            },
+            Self::Http {
+                status,
+                url,
+                message,
+            } => Self::Http {
+                status,
+                url: clean(url),
+                message: clean(message),
+            },
+            Self::Malformed { url, detail } => Self::Malformed {
+                url: clean(url),
+                detail: clean(detail),
+            },
+            Self::Redirect { detail } => Self::Redirect {
+                detail: clean(detail),
+            },
+            Self::TooLarge { url, limit } => Self::TooLarge {
+                url: clean(url),
+                limit,
+            },
+            Self::RepeatedCursor { url } => Self::RepeatedCursor { url: clean(url) },
+            other => other,
+        }
+    }
 }
 
 /// Retry and timeout settings of the shared client.
@@ -151,7 +235,13 @@ impl ParseError {
 #[derive(Clone, Debug)]
 pub struct HttpClient {
     client: reqwest::Client,
+    /// For requests that carry no credentials at all (a CSV `url`, `auth = none` without
+    /// headers): follows redirects to other origins too, as a published spreadsheet's
+    /// export link does to its file host.
+    anonymous: reqwest::Client,
     policy: RetryPolicy,
+    /// The largest body read ([`MAX_RESPONSE_BYTES`] unless a test says otherwise).
+    max_body: usize,
     pacer: std::sync::Arc<Pacer>,
     /// Answers received per (host, status), for `/metrics`.
     answers: std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<(String, u16), u64>>>,
@@ -272,6 +362,120 @@ pub fn budget_pause(headers: &HeaderMap, now: i64) -> Option<Duration> {
         .map(|pause| pause.min(MAX_BUDGET_PAUSE))
 }
 
+/// The largest response body read from an API (and from an OAuth2 token endpoint):
+/// 64 MiB, far above any documented page (the largest, 1,000 Zendesk tickets or
+/// QuickBooks invoices, are a few MB), so a broken or hostile API cannot make the daemon
+/// buffer gigabytes. A bigger body fails the request with [`SourceError::TooLarge`]; it
+/// is not retried and nothing of it is stored. Local `file://` CSV files are not capped.
+pub const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Redirects followed per request, all within the request's origin.
+pub const MAX_REDIRECTS: usize = 5;
+
+/// `64 MiB`, `1 KiB`, or `1500 bytes`: a byte count as a person reads it.
+pub fn byte_size(bytes: usize) -> String {
+    const MIB: usize = 1024 * 1024;
+    if bytes >= MIB && bytes.is_multiple_of(MIB) {
+        format!("{} MiB", bytes / MIB)
+    } else if bytes >= 1024 && bytes.is_multiple_of(1024) {
+        format!("{} KiB", bytes / 1024)
+    } else {
+        format!("{bytes} bytes")
+    }
+}
+
+/// A redirect the client refused to follow (see [`redirect_policy`]).
+#[derive(Debug)]
+struct RedirectRefused(String);
+
+impl std::fmt::Display for RedirectRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for RedirectRefused {}
+
+/// The redirect policy of the sources' client: follow a redirect only to the origin
+/// (scheme, host and port) of the request the configuration produced, at most
+/// [`MAX_REDIRECTS`] times. Credentials ride in the `Authorization` header (which reqwest
+/// strips across hosts), but also in custom headers (`X-Shopify-Access-Token`) and in the
+/// query string (`api_token`, `wstoken`), which it cannot know about; so another origin
+/// is refused outright, before anything is sent there, and the error names both origins
+/// (never a path or query, which may hold a key).
+pub fn redirect_policy() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let Some(first) = attempt.previous().first() else {
+            return attempt.follow();
+        };
+        let from = first.origin().ascii_serialization();
+        let to = attempt.url().origin().ascii_serialization();
+        if from != to || !attempt.url().origin().is_tuple() {
+            let detail = format!(
+                "{from} answered HTTP {} with a redirect to {to}, another origin; credentials are sent only to the configured address. If the API moved, set the source's base_url (or url) to the new address",
+                attempt.status().as_u16()
+            );
+            return attempt.error(RedirectRefused(detail));
+        }
+        if attempt.previous().len() > MAX_REDIRECTS {
+            let detail = format!("{from} redirected more than {MAX_REDIRECTS} times within itself");
+            return attempt.error(RedirectRefused(detail));
+        }
+        attempt.follow()
+    })
+}
+
+/// Why a body could not be read in full.
+enum BodyError {
+    /// Larger than the cap (by its `Content-Length` or by what arrived).
+    TooLarge,
+    /// The transfer broke off.
+    Broken(reqwest::Error),
+}
+
+/// Reads `response`'s body, refusing more than `limit` bytes: at once when the
+/// `Content-Length` says so, otherwise as soon as the chunks received pass it.
+async fn read_capped(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, BodyError> {
+    let announced = response.content_length();
+    if announced.is_some_and(|length| length > limit as u64) {
+        return Err(BodyError::TooLarge);
+    }
+    // Trust the announced length for the first allocation only (it is within the cap).
+    let mut body = Vec::with_capacity(announced.map_or(0, |length| length as usize));
+    while let Some(chunk) = response.chunk().await.map_err(BodyError::Broken)? {
+        if body.len() + chunk.len() > limit {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// A token endpoint answers with a few hundred bytes; this is plenty.
+const MAX_TOKEN_RESPONSE_BYTES: usize = 1024 * 1024;
+
+/// Reads an OAuth2 token endpoint's answer (capped at 1 MiB); an answer that is too
+/// large or broken off reads as an error naming the endpoint.
+pub async fn read_token_response(
+    response: reqwest::Response,
+    endpoint: &str,
+) -> Result<Vec<u8>, SourceError> {
+    read_capped(response, MAX_TOKEN_RESPONSE_BYTES)
+        .await
+        .map_err(|error| match error {
+            BodyError::TooLarge => SourceError::TooLarge {
+                url: endpoint.to_string(),
+                limit: MAX_TOKEN_RESPONSE_BYTES,
+            },
+            BodyError::Broken(error) => SourceError::Transient {
+                detail: format!(
+                    "token endpoint {endpoint}: answer broken off: {}",
+                    describe_reqwest_error(&error)
+                ),
+            },
+        })
+}
+
 /// What one attempt ended with, before the retry decision.
 enum Attempt<T> {
     Done(T),
@@ -286,21 +490,34 @@ impl HttpClient {
     /// Builds the client.
     pub fn new(policy: RetryPolicy) -> Result<Self, SourceError> {
         crate::tls::install_crypto_provider();
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("scorekeeper/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(policy.connect_timeout)
-            .timeout(policy.request_timeout)
-            .redirect(reqwest::redirect::Policy::limited(5))
-            .build()
-            .map_err(|error| SourceError::Transient {
-                detail: format!("cannot build the HTTP client: {error}"),
-            })?;
+        let build = |redirects: reqwest::redirect::Policy| {
+            reqwest::Client::builder()
+                .user_agent(concat!("scorekeeper/", env!("CARGO_PKG_VERSION")))
+                .connect_timeout(policy.connect_timeout)
+                .timeout(policy.request_timeout)
+                .redirect(redirects)
+                // The Referer of a redirected request would repeat the URL, query key and all.
+                .referer(false)
+                .build()
+                .map_err(|error| SourceError::Transient {
+                    detail: format!("cannot build the HTTP client: {error}"),
+                })
+        };
         Ok(Self {
-            client,
+            client: build(redirect_policy())?,
+            anonymous: build(reqwest::redirect::Policy::limited(MAX_REDIRECTS))?,
             policy,
+            max_body: MAX_RESPONSE_BYTES,
             pacer: std::sync::Arc::default(),
             answers: std::sync::Arc::default(),
         })
+    }
+
+    /// The same client with another body cap than [`MAX_RESPONSE_BYTES`] (tests use a
+    /// small one).
+    pub fn with_max_body(mut self, bytes: usize) -> Self {
+        self.max_body = bytes;
+        self
     }
 
     /// Answers received since start, per (upstream host, HTTP status).
@@ -363,10 +580,11 @@ impl HttpClient {
                 outcome = self.attempt(request, auth, &parse) => outcome,
                 () = grace_after(cancel) => return Err(SourceError::Cancelled),
             };
+            // Messages quote the API's answer, which may echo the credentials.
             let (wait, error) = match outcome {
                 Attempt::Done(value) => return Ok(value),
-                Attempt::Fail(error) => return Err(error),
-                Attempt::Retry { wait, error } => (wait, error),
+                Attempt::Fail(error) => return Err(error.scrub(&auth.echoes())),
+                Attempt::Retry { wait, error } => (wait, error.scrub(&auth.echoes())),
             };
             if attempt >= self.policy.max_attempts {
                 return Err(SourceError::RetriesExhausted {
@@ -403,13 +621,21 @@ impl HttpClient {
                 .query_pairs_mut()
                 .append_pair(name.as_ref(), value.expose());
         }
+        let anonymous = matches!(auth, Auth::None)
+            && page.headers.is_empty()
+            && url.username().is_empty()
+            && url.password().is_none();
+        let client = if anonymous {
+            &self.anonymous
+        } else {
+            &self.client
+        };
         let mut request = match &page.body {
-            Some(body) => self
-                .client
+            Some(body) => client
                 .post(sent_url)
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(body.clone()),
-            None => self.client.get(sent_url),
+            None => client.get(sent_url),
         };
         for (name, value) in &page.headers {
             request = request.header(name.as_ref(), value);
@@ -448,6 +674,12 @@ impl HttpClient {
         }
         let response = match request.send().await {
             Ok(response) => response,
+            // Another origin, or a loop: asking again gets the same answer.
+            Err(error) if error.is_redirect() => {
+                let detail = std::error::Error::source(&error)
+                    .map_or_else(|| describe_reqwest_error(&error), ToString::to_string);
+                return Attempt::Fail(SourceError::Redirect { detail });
+            }
             Err(error) => {
                 let error = SourceError::Transient {
                     detail: format!(
@@ -474,9 +706,15 @@ impl HttpClient {
         if status.is_success() {
             self.pacer.learn(url, &headers);
         }
-        let body = match response.bytes().await {
+        let body = match read_capped(response, self.max_body).await {
             Ok(body) => body,
-            Err(error) => {
+            Err(BodyError::TooLarge) => {
+                return Attempt::Fail(SourceError::TooLarge {
+                    url: redact_url(url),
+                    limit: self.max_body,
+                });
+            }
+            Err(BodyError::Broken(error)) => {
                 let detail = format!(
                     "response body from {} broken off: {}",
                     redact_url(url),
@@ -825,6 +1063,29 @@ mod tests {
         );
         headers.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&headers), None);
+    }
+
+    #[test]
+    fn errors_are_scrubbed_of_the_credentials_as_they_travel() {
+        let auth = Auth::Basic {
+            username: Secret::new("user-1234"),
+            password: Secret::new("pass/word+1"),
+        };
+        let error = SourceError::Http {
+            status: 400,
+            url: "https://api.example.com/v1?key=pass%2Fword%2B1".into(),
+            message: "bad: Authorization: Basic dXNlci0xMjM0OnBhc3Mvd29yZCsx user-1234 pass/word+1"
+                .into(),
+        };
+        let error = SourceError::RetriesExhausted {
+            attempts: 2,
+            last: Box::new(error),
+        }
+        .scrub(&auth.echoes());
+        assert_eq!(
+            error.to_string(),
+            "gave up after 2 attempts: HTTP 400 from https://api.example.com/v1?key=***: bad: Authorization: Basic *** *** ***"
+        );
     }
 
     #[test]

@@ -82,6 +82,21 @@ pub enum SourceError {
         /// The request URL, secrets redacted.
         url: String,
     },
+    /// The API redirected to another origin (credentials are sent only to the configured
+    /// one), or redirected too often.
+    #[error("redirect not followed: {detail}")]
+    Redirect {
+        /// Both origins (scheme, host and port; never a path or query), and what to do.
+        detail: String,
+    },
+    /// The response body is larger than the most scorekeeper reads from an API.
+    #[error("response from {url} is larger than {}, the most scorekeeper reads from an API; nothing of it was stored", http::byte_size(*limit))]
+    TooLarge {
+        /// The request URL, secrets redacted.
+        url: String,
+        /// The cap in bytes.
+        limit: usize,
+    },
     /// The saved cursor cannot be read (written by another version?).
     #[error("cannot read the saved cursor: {0}")]
     BadCursor(String),
@@ -106,6 +121,8 @@ impl SourceError {
             Self::Malformed { .. } => "decode",
             Self::File { .. } => "file",
             Self::RepeatedCursor { .. } => "repeated_cursor",
+            Self::Redirect { .. } => "redirect",
+            Self::TooLarge { .. } => "too_large",
             Self::BadCursor(_) => "cursor",
             Self::Store(_) => "store",
             Self::Cancelled => "cancelled",

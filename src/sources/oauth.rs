@@ -114,6 +114,27 @@ async fn refresh(
     oauth: &OAuthConfig,
     refresh_token: &Secret,
 ) -> Result<TokenResponse, SourceError> {
+    // What the endpoint could echo back: the client secret (alone and in the Basic
+    // header) and the refresh token. Errors are scrubbed of them.
+    let mut secrets = Auth::Basic {
+        username: Secret::new(oauth.client_id.clone()),
+        password: oauth.client_secret.clone(),
+    }
+    .echoes();
+    secrets.retain(|echo| echo != &oauth.client_id);
+    secrets.extend(Auth::Bearer(refresh_token.clone()).echoes());
+    refresh_once(http, oauth, refresh_token, &secrets)
+        .await
+        .map_err(|error| error.scrub(&secrets))
+}
+
+/// [`refresh`]; the errors it logs are scrubbed of `secrets`, those it returns are not.
+async fn refresh_once(
+    http: &HttpClient,
+    oauth: &OAuthConfig,
+    refresh_token: &Secret,
+    secrets: &[String],
+) -> Result<TokenResponse, SourceError> {
     let endpoint = super::redact_url(&oauth.token_url);
     let mut attempt = 1;
     loop {
@@ -128,41 +149,54 @@ async fn refresh(
             ])
             .send()
             .await;
-        let error = match sent {
-            Ok(response) => {
-                let status = response.status();
-                let body = response.bytes().await.unwrap_or_default();
-                if status.is_success() {
-                    return serde_json::from_slice(&body).map_err(|error| SourceError::Malformed {
-                        url: endpoint.clone(),
-                        detail: format!("token endpoint answer: {error}"),
-                    });
+        let error = 'failed: {
+            let response = match sent {
+                Ok(response) => response,
+                Err(error) if error.is_redirect() => {
+                    // Another origin: the client secret and refresh token stay here.
+                    let detail = std::error::Error::source(&error)
+                        .map_or_else(|| describe_reqwest_error(&error), ToString::to_string);
+                    return Err(SourceError::Redirect { detail });
                 }
-                let message = api_error_message(&body);
-                if status.is_client_error() {
-                    // RFC 6749 §5.2: invalid_grant = the refresh token is expired,
-                    // revoked or already used; invalid_client = wrong id or secret.
-                    return Err(SourceError::Unauthorized {
-                        message: format!(
-                            "the token endpoint {endpoint} refused the refresh (HTTP {}: {message}); \
-                             check client_id and client_secret, or authorize the app again and \
-                             set the new refresh_token",
-                            status.as_u16()
+                Err(error) => {
+                    break 'failed SourceError::Transient {
+                        detail: format!(
+                            "token endpoint {endpoint}: {}",
+                            describe_reqwest_error(&error)
                         ),
-                    });
+                    };
                 }
-                SourceError::Http {
-                    status: status.as_u16(),
+            };
+            let status = response.status();
+            let body = match super::http::read_token_response(response, &endpoint).await {
+                Ok(body) => body,
+                Err(error @ SourceError::TooLarge { .. }) => return Err(error),
+                Err(error) => break 'failed error,
+            };
+            if status.is_success() {
+                return serde_json::from_slice(&body).map_err(|error| SourceError::Malformed {
                     url: endpoint.clone(),
-                    message,
-                }
+                    detail: format!("token endpoint answer: {error}"),
+                });
             }
-            Err(error) => SourceError::Transient {
-                detail: format!(
-                    "token endpoint {endpoint}: {}",
-                    describe_reqwest_error(&error)
-                ),
-            },
+            let message = api_error_message(&body);
+            if status.is_client_error() {
+                // RFC 6749 §5.2: invalid_grant = the refresh token is expired,
+                // revoked or already used; invalid_client = wrong id or secret.
+                return Err(SourceError::Unauthorized {
+                    message: format!(
+                        "the token endpoint {endpoint} refused the refresh (HTTP {}: {message}); \
+                         check client_id and client_secret, or authorize the app again and \
+                         set the new refresh_token",
+                        status.as_u16()
+                    ),
+                });
+            }
+            SourceError::Http {
+                status: status.as_u16(),
+                url: endpoint.clone(),
+                message,
+            }
         };
         if attempt >= ATTEMPTS {
             return Err(SourceError::RetriesExhausted {
@@ -170,6 +204,7 @@ async fn refresh(
                 last: Box::new(error),
             });
         }
+        let error = error.scrub(secrets);
         tracing::warn!(attempt, error = %error, "OAuth2 token refresh failed, retrying");
         tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
         attempt += 1;
