@@ -247,6 +247,8 @@ pub struct RawSettings {
 pub struct RawDatabase {
     /// `sqlite://path` or `postgres://user:pw@host/db`.
     pub url: Option<Secret>,
+    /// How long a replica's lease on a source lasts without renewal (`30s`).
+    pub lease_ttl: Option<String>,
 }
 
 /// `[server]` as written.
@@ -487,6 +489,10 @@ impl Settings {
 pub struct DatabaseConfig {
     /// Connection URL; a secret because it may carry a password.
     pub url: Secret,
+    /// How long a source's lease lasts without renewal (PostgreSQL, several replicas): a
+    /// replica that dies mid-sync blocks the source for at most this long. Renewed every
+    /// third of it while the sync runs.
+    pub lease_ttl: std::time::Duration,
 }
 
 /// `[server]`.
