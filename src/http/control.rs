@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use super::AppState;
 use super::api::ApiError;
 use crate::config::{Evaluate, Hold, MeasureKind};
+use crate::scheduler::Busy;
 use crate::sources::engine::Trigger;
 use crate::store::{AlertRow, DeliveryRow, HistoryRow};
 
@@ -271,21 +272,32 @@ pub async fn sync(
     let Some(source) = state.settings.sources.get(&name) else {
         return ApiError::NotFound(format!("no source \"{name}\"")).into_response();
     };
-    let Some(lock) = state.locks.get(&name) else {
-        return ApiError::NotFound(format!("no source \"{name}\"")).into_response();
+    // The same guard as the schedule's: the in-process lock and the source's lease, so a
+    // manual sync never runs beside a scheduled one here or on another replica.
+    let guard = match state.locks.try_acquire(&name, None).await {
+        Ok(guard) => guard,
+        Err(busy @ (Busy::Here { .. } | Busy::Elsewhere { .. } | Busy::TickDone { .. })) => {
+            return (
+                StatusCode::CONFLICT,
+                Json(json!({"error": {"code": "busy", "message": busy.to_string()}})),
+            )
+                .into_response();
+        }
+        Err(Busy::Unknown { .. }) => {
+            return ApiError::NotFound(format!("no source \"{name}\"")).into_response();
+        }
+        Err(error @ Busy::Store { .. }) => {
+            return ApiError::Internal(error.to_string()).into_response();
+        }
     };
-    let Ok(_guard) = lock.try_lock() else {
-        return (
-            StatusCode::CONFLICT,
-            Json(json!({"error": {"code": "busy", "message": format!("source \"{name}\" is syncing now; try again when it is done")}})),
-        )
-            .into_response();
-    };
-    match state
-        .engine
-        .sync_source(source, Trigger::Manual, &CancellationToken::new())
-        .await
-    {
+    let engine = &state.engine;
+    let outcome = guard
+        .hold(&CancellationToken::new(), |token| async move {
+            engine.sync_source(source, Trigger::Manual, &token).await
+        })
+        .await;
+    guard.release().await;
+    match outcome {
         Ok(report) => {
             let streams: Vec<serde_json::Value> = report
                 .streams
