@@ -93,6 +93,19 @@ impl Services {
                 .context("closing interrupted sync runs")?,
             Access::Shared => 0,
         };
+        if access == Access::Exclusive {
+            // This process holds the SQLite file: every outbox claim is a dead process's.
+            let released = store
+                .release_outbox_claims(now)
+                .await
+                .context("releasing outbox claims")?;
+            if released > 0 {
+                tracing::info!(
+                    messages = released,
+                    "Pending notifications are due again after a restart"
+                );
+            }
+        }
         if abandoned > 0 {
             tracing::warn!(
                 runs = abandoned,

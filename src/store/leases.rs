@@ -235,6 +235,24 @@ impl Store {
         .transpose()
     }
 
+    /// Makes every pending outbox message due at `now` (SQLite, at the start of the one
+    /// process that holds the file): a claim left by a process that died mid-delivery
+    /// would otherwise hold its message back for the whole claim. A retry waiting out
+    /// its backoff is tried once more at once too, which a restart may well do. Returns
+    /// how many messages were released; on PostgreSQL, where a claim may belong to a live
+    /// replica, nothing is touched and claims lapse by themselves.
+    pub async fn release_outbox_claims(&self, now: i64) -> Result<u64, StoreError> {
+        let Backend::Sqlite(pool) = &self.pool else {
+            return Ok(0);
+        };
+        let sql = "UPDATE outbox SET next_attempt_at = $1 WHERE status = 'pending' AND next_attempt_at > $1";
+        Ok(sqlx::query(sql)
+            .bind(now)
+            .execute(pool)
+            .await?
+            .rows_affected())
+    }
+
     /// Enters an exclusive section: waits (up to a minute) until no other replica is in
     /// it. Release it with [`Exclusive::release`] after the section's writes committed.
     pub async fn exclusive(&self, section: Section) -> Result<Exclusive, StoreError> {
