@@ -20,6 +20,7 @@ mod oauth;
 mod pipedrive;
 mod quickbooks;
 mod reconcile;
+mod replicas;
 mod shopify;
 mod store;
 mod stripe;
