@@ -279,6 +279,71 @@ async fn two_replicas_evaluating_at_once_fire_an_alert_once() {
     );
 }
 
+/// A replica that stalls past its lease and finds it taken by another stops its sync at
+/// the next page instead of running beside the new holder.
+#[tokio::test]
+async fn a_replica_that_loses_its_lease_stops_its_sync() {
+    let Some(db) = TestDb::postgres().await else {
+        eprintln!("skipping the lost-lease test: {POSTGRES_URL_VAR} is not set");
+        return;
+    };
+    let stripe = MockServer::start().await;
+    mount_charges(&stripe, 30, Duration::from_millis(300), 0).await;
+    let text = daemon_config(&db.url, &stripe.uri(), "0 0 3 * * *", None);
+    let services = services(settings(&text, GOOD_KEY)).await;
+    let guard = services
+        .locks
+        .try_acquire("stripe", None)
+        .await
+        .expect("the lease is free");
+    let thief = {
+        let url = db.url.clone();
+        let stripe = &stripe;
+        async move {
+            // Once the sync is under way, another replica takes the lease (as if it had
+            // expired while this one stalled).
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+            while stripe.received_requests().await.unwrap_or_default().len() < 2 {
+                assert!(tokio::time::Instant::now() < deadline, "the sync starts");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            query(&url, "UPDATE leases SET holder = 'thief' RETURNING holder").await
+        }
+    };
+    let source = &services.settings.sources["stripe"];
+    let engine = &services.engine;
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let (report, stolen) = tokio::join!(
+        guard.hold(&cancel, |token| async move {
+            engine
+                .sync_source(
+                    source,
+                    scorekeeper::sources::engine::Trigger::Manual,
+                    &token,
+                )
+                .await
+        }),
+        thief
+    );
+    assert_eq!(stolen, [["thief"]]);
+    let report = report.expect("sync runs");
+    assert!(report.cancelled, "stopped: {report:?}");
+    let fetched = stripe.received_requests().await.unwrap_or_default().len();
+    assert!(fetched < 30, "not every page was fetched: {fetched}");
+    guard.release().await;
+    let row = services
+        .store
+        .lease("stripe")
+        .await
+        .expect("read")
+        .expect("row");
+    assert_eq!(
+        row.holder.as_deref(),
+        Some("thief"),
+        "releasing leaves another's lease alone"
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // SQLite: one process per file.
 
