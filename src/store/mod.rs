@@ -742,6 +742,15 @@ impl Tx {
 
     /// Marks (measure, period) pairs for recompute.
     pub async fn mark_dirty(&mut self, periods: &[(i64, i64)]) -> Result<(), StoreError> {
+        // In key order and once each: the upsert below may touch a row only once per
+        // statement (PostgreSQL), and marks are locked in the order a recompute locks them
+        // (see `dirty_periods`), so the two never deadlock.
+        let periods: Vec<(i64, i64)> = periods
+            .iter()
+            .copied()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
         for chunk in periods.chunks(ROWS_PER_STATEMENT) {
             dispatch!(&mut self.tx, |tx| {
                 let mut query =
