@@ -33,30 +33,80 @@ pub struct Services {
     pub catalog: Arc<Catalog>,
     /// The sync engine.
     pub engine: Engine,
-    /// One lock per source.
+    /// One lock per source, and the sources' leases.
     pub locks: SourceLocks,
     /// Delivers the outbox.
     pub dispatcher: Dispatcher,
+    /// The SQLite database held for this process (`Access::Exclusive`), until the last
+    /// clone of these services is dropped.
+    _process_lock: Option<Arc<crate::store::ProcessLock>>,
+}
+
+/// How a command uses the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Syncs and delivers (`run`, `demo`, `sync`, `backfill`): holds a SQLite database for
+    /// this process, so a second such process on the same file is refused with an error
+    /// naming it, and closes the sync runs a crash left open.
+    Exclusive,
+    /// Like `Exclusive` without the SQLite lock: the caller keeps to one process (tests,
+    /// benchmarks, embedding).
+    Unlocked,
+    /// Reads beside a running daemon (`scorecard`, `series`, `alerts`): takes no lock and
+    /// closes no run (they may be the daemon's, in progress).
+    Shared,
 }
 
 impl Services {
     /// Connects to the database (applying migrations), binds the measures (rebuilding
     /// those whose definition changed) and recomputes any period left dirty by a crash.
+    /// Holds a SQLite database for this process ([`Access::Exclusive`]).
     pub async fn prepare(settings: Settings) -> anyhow::Result<Self> {
-        Self::prepare_with(settings, RetryPolicy::default()).await
+        Self::open(settings, RetryPolicy::default(), Access::Exclusive).await
     }
 
-    /// Like [`Services::prepare`] with an explicit retry policy (tests shorten the waits).
+    /// Like [`Services::prepare`] with an explicit retry policy (tests shorten the waits),
+    /// without the SQLite process lock ([`Access::Unlocked`]).
     pub async fn prepare_with(settings: Settings, policy: RetryPolicy) -> anyhow::Result<Self> {
+        Self::open(settings, policy, Access::Unlocked).await
+    }
+
+    /// Connects with the given retry policy and access.
+    pub async fn open(
+        settings: Settings,
+        policy: RetryPolicy,
+        access: Access,
+    ) -> anyhow::Result<Self> {
+        // The lock comes first: a second process must not even migrate or recompute.
+        let process_lock = match access {
+            Access::Exclusive => Store::lock_process(&settings.database.url)?.map(Arc::new),
+            Access::Unlocked | Access::Shared => None,
+        };
         let store =
             Store::connect_patiently(&settings.database.url, settings.database.connect_timeout)
                 .await
                 .context("opening the database")?;
         let now = chrono::Utc::now().timestamp();
-        let abandoned = store
-            .close_abandoned_runs(now)
-            .await
-            .context("closing interrupted sync runs")?;
+        let abandoned = match access {
+            Access::Exclusive | Access::Unlocked => store
+                .close_abandoned_runs(now)
+                .await
+                .context("closing interrupted sync runs")?,
+            Access::Shared => 0,
+        };
+        if access == Access::Exclusive {
+            // This process holds the SQLite file: every outbox claim is a dead process's.
+            let released = store
+                .release_outbox_claims(now)
+                .await
+                .context("releasing outbox claims")?;
+            if released > 0 {
+                tracing::info!(
+                    messages = released,
+                    "Pending notifications are due again after a restart"
+                );
+            }
+        }
         if abandoned > 0 {
             tracing::warn!(
                 runs = abandoned,
@@ -72,7 +122,12 @@ impl Services {
             .context("recomputing measures")?;
         let http = HttpClient::new(policy).context("building the HTTP client")?;
         let engine = Engine::new(store.clone(), http, catalog.clone());
-        let locks = SourceLocks::new(settings.sources.keys());
+        let locks = SourceLocks::new(
+            settings.sources.keys(),
+            store.clone(),
+            scheduler::replica_id(),
+            settings.database.lease_ttl,
+        );
         let settings = Arc::new(settings);
         let dispatcher = Dispatcher::new(store.clone(), settings.clone())
             .context("building the notification client")?;
@@ -83,6 +138,7 @@ impl Services {
             engine,
             locks,
             dispatcher,
+            _process_lock: process_lock,
         })
     }
 
@@ -177,7 +233,7 @@ pub async fn run(
             .clone()
             .run(outbox_wake, shutdown.child_token()),
     );
-    tracing::info!(%address, sources = services.settings.sources.len(), measures = services.catalog.measures().len(), database = services.store.backend_name(), "Scorekeeper running");
+    tracing::info!(%address, sources = services.settings.sources.len(), measures = services.catalog.measures().len(), database = services.store.backend_name(), replica = services.locks.replica(), "Scorekeeper running");
 
     shutdown.cancelled().await;
     tracker.close();
@@ -219,7 +275,16 @@ async fn alert_loop(services: Services, wake: Arc<tokio::sync::Notify>, cancel: 
 }
 
 /// Evaluates every alert and due digest once; returns the outbox messages enqueued.
+///
+/// Replicas evaluate one at a time (an exclusive section on PostgreSQL): each reads the
+/// alert states after the previous one committed its transitions, so a transition is
+/// decided, recorded and sent once, however many replicas evaluate.
 pub async fn evaluate_alerts(services: &Services) -> Result<usize, crate::store::StoreError> {
+    let section = services
+        .store
+        .exclusive(crate::store::Section::Alerts)
+        .await?;
+    // Read the clock inside the section: the previous holder's `now` is not later.
     let now = chrono::Utc::now();
     let evaluation =
         crate::alerts::evaluate(&services.store, &services.settings, &services.catalog, now)
@@ -231,24 +296,34 @@ pub async fn evaluate_alerts(services: &Services) -> Result<usize, crate::store:
         now,
     )
     .await?;
+    section.release().await?;
     for event in &evaluation.events {
         tracing::info!(event = event.event.as_str(), measure = event.measure.as_ref().map(|m| m.id.as_str()), source = event.source.as_ref().map(|s| s.name.as_str()), status = %event.status, "Alert");
     }
     Ok(evaluation.messages + digests)
 }
 
-/// Syncs one source right away, under its lock.
+/// Syncs one source right away, under its guard (skipped when it is syncing elsewhere).
 async fn sync_now(
     engine: &Engine,
     source: &crate::config::SourceConfig,
     locks: &SourceLocks,
     cancel: &CancellationToken,
 ) {
-    let Some(lock) = locks.get(&source.name) else {
-        return;
+    let guard = match locks.try_acquire(&source.name, None).await {
+        Ok(guard) => guard,
+        Err(busy) => {
+            tracing::info!(source = %source.name, reason = %busy, "Not syncing at start");
+            return;
+        }
     };
-    let _guard = lock.lock().await;
-    if let Err(error) = engine.sync_source(source, Trigger::Manual, cancel).await {
+    let outcome = guard
+        .hold(cancel, |token| async move {
+            engine.sync_source(source, Trigger::Manual, &token).await
+        })
+        .await;
+    guard.release().await;
+    if let Err(error) = outcome {
         tracing::error!(source = %source.name, error = %error, "Sync failed");
     }
 }

@@ -217,6 +217,16 @@ fn chain_text(error: &anyhow::Error) -> String {
     text
 }
 
+/// Services for a command that reads beside a running daemon (and takes no lock).
+async fn shared(settings: Settings) -> anyhow::Result<Services> {
+    Services::open(
+        settings,
+        crate::sources::http::RetryPolicy::default(),
+        app::Access::Shared,
+    )
+    .await
+}
+
 fn load(cli: &Cli) -> Result<Settings, Failure> {
     let path = config::config_path(cli.config.as_deref());
     config::load(&path).map_err(Failure::Config)
@@ -227,12 +237,13 @@ pub async fn execute(cli: Cli) -> Result<(), Failure> {
     match &cli.command {
         Command::Run => {
             let settings = load(&cli)?;
-            let listener = tokio::net::TcpListener::bind(settings.server.listen)
-                .await
-                .with_context(|| {
-                    format!("binding the HTTP server to {}", settings.server.listen)
-                })?;
+            let listen = settings.server.listen;
+            // Prepared first: a second daemon on the same SQLite file is refused for that
+            // reason, not for the port the first one already holds.
             let services = Services::prepare(settings).await?;
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("binding the HTTP server to {listen}"))?;
             app::run(
                 services,
                 listener,
@@ -264,7 +275,7 @@ pub async fn execute(cli: Cli) -> Result<(), Failure> {
         } => notify_test(load(&cli)?, channel).await,
         Command::Check { connect } => check(load(&cli)?, *connect).await,
         Command::Scorecard { format } => {
-            let services = Services::prepare(load(&cli)?).await?;
+            let services = shared(load(&cli)?).await?;
             let view = scorecard::build(
                 &services.store,
                 &services.settings,
@@ -309,7 +320,7 @@ pub async fn execute(cli: Cli) -> Result<(), Failure> {
             to,
             format,
         } => {
-            let services = Services::prepare(load(&cli)?).await?;
+            let services = shared(load(&cli)?).await?;
             let Some(bound) = services.catalog.get(measure) else {
                 let known: Vec<&str> = services
                     .catalog
@@ -507,11 +518,24 @@ async fn backfill(settings: Settings, name: &str, since: NaiveDate) -> Result<()
         progress: Some(progress_printer()),
         reconcile: false,
     };
-    let report = services
-        .engine
-        .sync_source_with(&source, Trigger::Backfill, &cancel, &options)
+    let guard = match services.locks.try_acquire(name, None).await {
+        Ok(guard) => guard,
+        Err(busy) => {
+            signal.abort();
+            services.store.close().await;
+            return Err(Failure::Runtime(anyhow::anyhow!("{busy}")));
+        }
+    };
+    let (engine, source, options) = (&services.engine, &source, &options);
+    let report = guard
+        .hold(&cancel, |token| async move {
+            engine
+                .sync_source_with(source, Trigger::Backfill, &token, options)
+                .await
+        })
         .await
         .with_context(|| format!("backfilling source {name}"));
+    guard.release().await;
     signal.abort();
     services.store.close().await;
     let report = report?;
@@ -577,11 +601,25 @@ async fn sync(settings: Settings, only: Option<&str>, reconcile: bool) -> Result
         .filter(|source| only.is_none_or(|name| name == source.name))
         .filter(|source| !reconcile || source.reconcile.is_some())
     {
-        let report = services
-            .engine
-            .sync_source_with(source, trigger, &cancel, &options)
-            .await
-            .with_context(|| format!("syncing source {}", source.name))?;
+        // The schedule's guard: never beside a sync of this source on another replica.
+        let guard = match services.locks.try_acquire(&source.name, None).await {
+            Ok(guard) => guard,
+            Err(busy) => {
+                println!("{}: SKIPPED: {busy}", source.name);
+                failed.push(source.name.clone());
+                continue;
+            }
+        };
+        let (engine, options) = (&services.engine, &options);
+        let report = guard
+            .hold(&cancel, |token| async move {
+                engine
+                    .sync_source_with(source, trigger, &token, options)
+                    .await
+            })
+            .await;
+        guard.release().await;
+        let report = report.with_context(|| format!("syncing source {}", source.name))?;
         for stream in &report.streams {
             match &stream.error {
                 None if reconcile => println!(
@@ -671,7 +709,7 @@ async fn deliver_due(services: &Services, cancel: &CancellationToken) {
 }
 
 async fn alerts(settings: Settings, action: Option<&AlertsAction>) -> Result<(), Failure> {
-    let services = Services::prepare(settings).await?;
+    let services = shared(settings).await?;
     let now = chrono::Utc::now();
     let tz = services.settings.scorecard.timezone;
     let show = |seconds: i64| {

@@ -14,7 +14,7 @@ use chrono_tz::Tz;
 use crate::config::{MeasureConfig, MeasureKind, RecordMeasure, Settings};
 use crate::measures::{self, Aggregate, InputValue, StoredInput};
 use crate::records::Record;
-use crate::store::{InputRow, SqlAggregate, Store, StoreError};
+use crate::store::{InputRow, Section, SqlAggregate, Store, StoreError};
 
 /// Records read per batch when a measure's inputs are rebuilt.
 const REBUILD_BATCH: i64 = 2_000;
@@ -229,8 +229,13 @@ pub async fn recompute_dirty(
     now: i64,
 ) -> Result<usize, StoreError> {
     let mut tx = store.begin().await?;
+    // Replicas (and sources syncing side by side) recompute one at a time: two recomputes
+    // at once could each judge a formula from the other's old inputs, or the slower one
+    // could overwrite the faster one's newer values.
+    tx.lock_section(Section::Recompute).await?;
     let dirty = tx.dirty_periods().await?;
     if dirty.is_empty() {
+        tx.rollback().await?;
         return Ok(0);
     }
     let mut periods_of: HashMap<i64, BTreeSet<i64>> = HashMap::new();

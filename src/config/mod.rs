@@ -249,6 +249,8 @@ pub struct RawDatabase {
     pub url: Option<Secret>,
     /// How long startup keeps retrying a database it cannot reach, e.g. `"30s"`.
     pub connect_timeout: Option<String>,
+    /// How long a replica's lease on a source lasts without renewal (`30s`).
+    pub lease_ttl: Option<String>,
 }
 
 /// `[server]` as written.
@@ -491,6 +493,10 @@ pub struct DatabaseConfig {
     pub url: Secret,
     /// How long startup keeps retrying a database it cannot reach before giving up.
     pub connect_timeout: Duration,
+    /// How long a source's lease lasts without renewal (PostgreSQL, several replicas): a
+    /// replica that dies mid-sync blocks the source for at most this long. Renewed every
+    /// third of it while the sync runs.
+    pub lease_ttl: std::time::Duration,
 }
 
 /// `[server]`.

@@ -24,6 +24,11 @@ const DEFAULT_DATABASE_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default database: one SQLite file under `./data`.
 const DEFAULT_DATABASE_URL: &str = "sqlite://data/scorekeeper.db";
 
+/// How long a source's lease lasts without renewal, by default.
+const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(30);
+/// The shortest lease: renewed every third of it, once a second at least.
+const MIN_LEASE_TTL: Duration = Duration::from_secs(3);
+
 /// Collects problems with their key paths.
 #[derive(Default)]
 pub(super) struct Problems(Vec<String>);
@@ -50,12 +55,32 @@ pub fn validate(raw: RawSettings) -> Result<Settings, ConfigError> {
             DEFAULT_DATABASE_CONNECT_TIMEOUT
         }),
     };
+    let lease_ttl = match raw.database.lease_ttl.as_deref() {
+        None => DEFAULT_LEASE_TTL,
+        Some(text) => match parse_duration(text) {
+            Ok(ttl) if ttl >= MIN_LEASE_TTL => ttl,
+            Ok(_) => {
+                problems.add(
+                    "database.lease_ttl",
+                    format!(
+                        "\"{text}\" is too short (at least 3s: it is renewed every third of it)"
+                    ),
+                );
+                DEFAULT_LEASE_TTL
+            }
+            Err(error) => {
+                problems.add("database.lease_ttl", error);
+                DEFAULT_LEASE_TTL
+            }
+        },
+    };
     let database = DatabaseConfig {
         url: raw
             .database
             .url
             .unwrap_or_else(|| Secret::new(DEFAULT_DATABASE_URL)),
         connect_timeout,
+        lease_ttl,
     };
     let url = database.url.expose();
     if !(url.starts_with("sqlite:")

@@ -18,6 +18,7 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::api::{ApiError, ErrorBody};
 use crate::config::{Evaluate, Hold, MeasureKind};
+use crate::scheduler::Busy;
 use crate::sources::engine::Trigger;
 use crate::store::{AlertRow, DeliveryRow, HistoryRow};
 
@@ -361,20 +362,29 @@ pub async fn sync(
 ) -> Result<Json<SyncResult>, ApiError> {
     authorize(&state, &headers)?;
     let Path(name) = name?;
-    let (Some(source), Some(lock)) = (state.settings.sources.get(&name), state.locks.get(&name))
-    else {
+    let Some(source) = state.settings.sources.get(&name) else {
         return Err(ApiError::NotFound(format!("no source \"{name}\"")));
     };
-    let Ok(_guard) = lock.try_lock() else {
-        return Err(ApiError::Busy(format!(
-            "source \"{name}\" is syncing now; try again when it is done"
-        )));
+    // The same guard as the schedule's: the in-process lock and the source's lease, so a
+    // manual sync never runs beside a scheduled one here or on another replica.
+    let guard = match state.locks.try_acquire(&name, None).await {
+        Ok(guard) => guard,
+        Err(busy @ (Busy::Here { .. } | Busy::Elsewhere { .. } | Busy::TickDone { .. })) => {
+            return Err(ApiError::Busy(busy.to_string()));
+        }
+        Err(Busy::Unknown { .. }) => {
+            return Err(ApiError::NotFound(format!("no source \"{name}\"")));
+        }
+        Err(error @ Busy::Store { .. }) => return Err(ApiError::Internal(error.to_string())),
     };
-    let report = state
-        .engine
-        .sync_source(source, Trigger::Manual, &CancellationToken::new())
-        .await
-        .map_err(|error| ApiError::Internal(error.to_string()))?;
+    let engine = &state.engine;
+    let outcome = guard
+        .hold(&CancellationToken::new(), |token| async move {
+            engine.sync_source(source, Trigger::Manual, &token).await
+        })
+        .await;
+    guard.release().await;
+    let report = outcome.map_err(|error| ApiError::Internal(error.to_string()))?;
     Ok(Json(SyncResult {
         source: name,
         run_id: report.run_id,

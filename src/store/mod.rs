@@ -10,9 +10,12 @@
 //! Writes that must agree share a transaction: a page of records, their measure inputs,
 //! the dirty periods they touched and the stream's cursor are committed together.
 
+mod leases;
 mod postgres;
 mod sqlite;
 
+pub use leases::{Exclusive, LeaseRow, LeaseTake, Section, TickJob};
+pub use sqlite::ProcessLock;
 use std::time::Duration;
 
 use sqlx::{Postgres, QueryBuilder, Row, Sqlite, Transaction};
@@ -43,6 +46,18 @@ pub enum StoreError {
     /// The database holds something this program did not write.
     #[error("unexpected data in the database: {0}")]
     Corrupt(String),
+    /// Another process holds the SQLite database (SQLite serves one process).
+    #[error(
+        "the SQLite database {database} is in use by {holder}: SQLite serves one scorekeeper process at a time; \
+         stop that process first (a running daemon syncs on request: POST /api/v1/sources/NAME/sync), \
+         or use PostgreSQL (database.url = \"postgres://...\") to run several replicas"
+    )]
+    InUse {
+        /// The database file.
+        database: String,
+        /// Who holds it (`process 1234`).
+        holder: String,
+    },
 }
 
 impl StoreError {
@@ -233,6 +248,18 @@ impl Store {
                 }
                 Err(error) => return Err(error),
             }
+        }
+    }
+
+    /// Holds a SQLite database for this process until the returned lock is dropped, or
+    /// fails with [`StoreError::InUse`] naming the file when another process holds it.
+    /// `None` for PostgreSQL, which any number of processes share.
+    pub fn lock_process(url: &Secret) -> Result<Option<ProcessLock>, StoreError> {
+        let text = url.expose();
+        if text.starts_with("sqlite:") {
+            sqlite::lock_process(text)
+        } else {
+            Ok(None)
         }
     }
 
@@ -569,15 +596,27 @@ impl Store {
         })
     }
 
-    /// Marks runs left without a result (the process died mid-sync) as failed.
+    /// Marks runs left without a result (the process died mid-sync) as failed. On
+    /// PostgreSQL a run whose source's lease is live belongs to another replica that is
+    /// still syncing, and stays open.
     pub async fn close_abandoned_runs(&self, now: i64) -> Result<u64, StoreError> {
         let sql = "UPDATE sync_runs SET finished_at = $1, result = 'failed', error = 'interrupted: the process stopped during this sync' \
                    WHERE result IS NULL";
-        Ok(dispatch!(&self.pool, |pool| sqlx::query(sql)
-            .bind(now)
-            .execute(pool)
-            .await?
-            .rows_affected()))
+        let shared = "UPDATE sync_runs SET finished_at = $1, result = 'failed', error = 'interrupted: the process stopped during this sync' \
+                      WHERE result IS NULL AND NOT EXISTS (SELECT 1 FROM leases WHERE leases.source = sync_runs.source \
+                      AND leases.holder IS NOT NULL AND leases.expires_at > now())";
+        Ok(match &self.pool {
+            Backend::Sqlite(pool) => sqlx::query(sql)
+                .bind(now)
+                .execute(pool)
+                .await?
+                .rows_affected(),
+            Backend::Postgres(pool) => sqlx::query(shared)
+                .bind(now)
+                .execute(pool)
+                .await?
+                .rows_affected(),
+        })
     }
 }
 
@@ -585,6 +624,13 @@ impl Tx {
     /// Commits every write of this transaction at once.
     pub async fn commit(self) -> Result<(), StoreError> {
         dispatch!(self.tx, |tx| tx.commit().await?);
+        Ok(())
+    }
+
+    /// Ends the transaction without writing, releasing its locks at once (a dropped
+    /// transaction is rolled back only when its connection is next used).
+    pub async fn rollback(self) -> Result<(), StoreError> {
+        dispatch!(self.tx, |tx| tx.rollback().await?);
         Ok(())
     }
 
@@ -743,6 +789,15 @@ impl Tx {
 
     /// Marks (measure, period) pairs for recompute.
     pub async fn mark_dirty(&mut self, periods: &[(i64, i64)]) -> Result<(), StoreError> {
+        // In key order and once each: the upsert below may touch a row only once per
+        // statement (PostgreSQL), and marks are locked in the order a recompute locks them
+        // (see `dirty_periods`), so the two never deadlock.
+        let periods: Vec<(i64, i64)> = periods
+            .iter()
+            .copied()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
         for chunk in periods.chunks(ROWS_PER_STATEMENT) {
             dispatch!(&mut self.tx, |tx| {
                 let mut query =
@@ -750,7 +805,11 @@ impl Tx {
                 query.push_values(chunk, |mut row, (measure_id, period_start)| {
                     row.push_bind(*measure_id).push_bind(*period_start);
                 });
-                query.push(" ON CONFLICT (measure_id, period_start) DO NOTHING");
+                // An update, not DO NOTHING: it locks an existing mark until this
+                // transaction commits, so a concurrent recompute (which locks the marks it
+                // reads, see `dirty_periods`) cannot clear it while these inputs are still
+                // uncommitted and unread.
+                query.push(" ON CONFLICT (measure_id, period_start) DO UPDATE SET period_start = excluded.period_start");
                 query.build().execute(&mut **tx).await?;
             });
         }
@@ -816,16 +875,40 @@ impl Tx {
         Ok(())
     }
 
-    /// All dirty (measure, period) pairs.
+    /// All dirty (measure, period) pairs, locked until this transaction ends.
+    ///
+    /// On PostgreSQL the marks are read `FOR UPDATE`: a writer marking one of them again
+    /// waits until this transaction has cleared it and committed, then marks it afresh,
+    /// so inputs committed after this transaction read them are never left without a
+    /// mark. The rows are locked in key order, the order writers mark them in, so the
+    /// two never deadlock. SQLite's write lock (`BEGIN IMMEDIATE`) already excludes
+    /// every other writer.
     pub async fn dirty_periods(&mut self) -> Result<Vec<(i64, i64)>, StoreError> {
         let sql =
             "SELECT measure_id, period_start FROM dirty_periods ORDER BY measure_id, period_start";
+        let locking = "SELECT measure_id, period_start FROM dirty_periods ORDER BY measure_id, period_start FOR UPDATE";
+        let sql = match &self.tx {
+            Backend::Sqlite(_) => sql,
+            Backend::Postgres(_) => locking,
+        };
         dispatch!(&mut self.tx, |tx| {
             let rows = sqlx::query(sql).fetch_all(&mut **tx).await?;
             rows.iter()
                 .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
                 .collect()
         })
+    }
+
+    /// Holds `section` until this transaction ends (PostgreSQL; SQLite's write lock
+    /// already serializes every write transaction).
+    pub async fn lock_section(&mut self, section: Section) -> Result<(), StoreError> {
+        if let Backend::Postgres(tx) = &mut self.tx {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(section.key())
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Aggregates one period of a measure's inputs in SQL. `None` when it has no inputs

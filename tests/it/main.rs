@@ -25,6 +25,7 @@ mod openapi;
 mod pipedrive;
 mod quickbooks;
 mod reconcile;
+mod replicas;
 mod secrets;
 mod security;
 mod shopify;

@@ -247,8 +247,12 @@ async fn syncs(calls: &mut Recorder, app: &TestApp, backend: &str) {
         .await;
     assert_eq!(status, 400);
     {
-        let lock = app.services.locks.get("stripe").expect("the stripe lock");
-        let _syncing = lock.lock().await;
+        let syncing = app
+            .services
+            .locks
+            .try_acquire("stripe", None)
+            .await
+            .expect("the stripe source is free");
         let (status, body) = calls
             .post(sync, "/api/v1/sources/stripe/sync", Some(TOKEN), None)
             .await;
@@ -257,6 +261,7 @@ async fn syncs(calls: &mut Recorder, app: &TestApp, backend: &str) {
             (409, &json!("busy")),
             "{body}"
         );
+        syncing.release().await;
     }
 }
 
