@@ -260,6 +260,13 @@ fn orchestrate(args: &[String]) -> anyhow::Result<()> {
                 .push(bench_resync(&me, &binary, dir, n, &database, lookback)?);
         }
 
+        // The daemon on this database: startup to ready, idle memory, stop. (Before the
+        // recompute below, which leaves another measure definition stored: a daemon
+        // started after it would rebuild every input first.)
+        report
+            .daemons
+            .push(measure_daemon(&binary, dir, &database, n)?);
+
         // Recompute over the stored records (the library never contacts the source here).
         let rebuild_config = write_config(dir, "rebuild.toml", 9, WHERE_REBUILD, &database, "")?;
         let times = runtime.block_on(measure_recompute(
@@ -275,11 +282,6 @@ fn orchestrate(args: &[String]) -> anyhow::Result<()> {
             times.rebuild.describe()
         );
         report.recomputes.push(times);
-
-        // The daemon on this database: startup to ready, idle memory, stop.
-        report
-            .daemons
-            .push(measure_daemon(&binary, dir, &database, n)?);
 
         // The same sync into PostgreSQL, beside the floor client writing to PostgreSQL.
         if let Some(admin_url) = &postgres {
