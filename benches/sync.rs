@@ -38,13 +38,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail, ensure};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
-use sqlx::{Connection, QueryBuilder, Sqlite, SqliteConnection};
+use sqlx::{Connection, PgConnection, QueryBuilder, Sqlite, SqliteConnection};
 
 use scorekeeper::demo::sandbox::stripe::{self as stripe_sandbox, StripeData};
 use scorekeeper::recompute::{self, Catalog};
@@ -90,9 +91,26 @@ fn main() -> ExitCode {
 /// One measured run of a client.
 struct Row {
     n: u64,
+    backend: &'static str,
     tool: &'static str,
     usage: Usage,
     server_cpu_s: f64,
+}
+
+/// A re-sync after a full sync, with nothing changed upstream.
+struct Resync {
+    n: u64,
+    lookback: &'static str,
+    requests: u64,
+    wall_s: f64,
+}
+
+/// The daemon from start to ready, then idle.
+struct Daemon {
+    records: u64,
+    startup: Duration,
+    idle_rss_mb: f64,
+    stop: Duration,
 }
 
 /// What `/usr/bin/time -v` and a stopwatch say about one process.
@@ -110,6 +128,10 @@ struct RecomputeTimes {
     rebuild: Rebuild,
     mark_dirty: Duration,
     aggregate_only: Duration,
+    /// One period marked dirty (what a changed record does) and recomputed.
+    one_period: Duration,
+    /// Records stored in that period.
+    one_period_records: u64,
 }
 
 /// How the rebuild after a definition change went.
@@ -141,11 +163,14 @@ impl Rebuild {
 
 fn orchestrate(args: &[String]) -> anyhow::Result<()> {
     let mut rebuild_limit = DEFAULT_REBUILD_LIMIT;
-    for arg in args
-        .iter()
-        .filter_map(|arg| arg.strip_prefix("--rebuild-limit="))
-    {
-        rebuild_limit = Duration::from_secs(arg.parse().context("--rebuild-limit=SECONDS")?);
+    let mut postgres = std::env::var("SCOREKEEPER_BENCH_POSTGRES_URL").ok();
+    for arg in args {
+        if let Some(seconds) = arg.strip_prefix("--rebuild-limit=") {
+            rebuild_limit =
+                Duration::from_secs(seconds.parse().context("--rebuild-limit=SECONDS")?);
+        } else if let Some(url) = arg.strip_prefix("--postgres=") {
+            postgres = Some(url.to_string());
+        }
     }
     // `cargo bench` passes `--bench`; other flags are ignored too.
     let sizes: Vec<u64> = args
@@ -177,8 +202,18 @@ fn orchestrate(args: &[String]) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
 
-    let mut rows = Vec::new();
-    let mut recomputes = Vec::new();
+    let mut report = Report::default();
+    {
+        // The daemon on a fresh, empty database.
+        let dir = tempfile::Builder::new()
+            .prefix("scorekeeper-bench-")
+            .tempdir()
+            .context("creating a temporary folder")?;
+        let database = sqlite_url(&dir.path().join("bench.db"));
+        report
+            .daemons
+            .push(measure_daemon(&binary, dir.path(), &database, 0)?);
+    }
     for &n in &sizes {
         let dir = tempfile::Builder::new()
             .prefix("scorekeeper-bench-")
@@ -190,70 +225,50 @@ fn orchestrate(args: &[String]) -> anyhow::Result<()> {
             dir.display(),
             load_average()
         );
+        let database = sqlite_url(&dir.join("bench.db"));
 
-        // scorekeeper sync, end to end.
-        let server = Server::start(&me, n, dir, "sync")?;
-        let sync_config = write_config(dir, "sync.toml", server.port, WHERE_SYNC)?;
-        let mut command = Command::new(&binary);
-        command
-            .arg("--config")
-            .arg(&sync_config)
-            .arg("sync")
-            .env("NO_COLOR", "1");
-        if std::env::var_os("RUST_LOG").is_none() {
-            command.env("RUST_LOG", "info");
-        }
-        let (usage, output) = run_timed(command, dir, "scorekeeper")?;
-        let server_cpu_s = server.stop()?;
-        for line in output.lines().filter(|line| !line.trim().is_empty()) {
-            eprintln!("   scorekeeper: {line}");
-        }
-        let database = dir.join("bench.db");
-        let stored = runtime.block_on(count_records(&database))?;
+        // scorekeeper sync, end to end, then the floor client against a fresh server.
+        let sync_config = bench_sync(&me, &binary, dir, n, &database, "sqlite", &mut report)?;
+        let stored = runtime.block_on(count_records(&dir.join("bench.db")))?;
         ensure!(
             stored == n,
             "scorekeeper sync stored {stored} records, expected {n}"
         );
-        eprintln!("   scorekeeper sync: {n} records in {:.2} s", usage.wall_s);
-        rows.push(Row {
-            n,
-            tool: "scorekeeper sync",
-            usage,
-            server_cpu_s,
-        });
-
-        // The floor client against a fresh server.
-        let server = Server::start(&me, n, dir, "floor")?;
         let floor_db = dir.join("floor.db");
-        let mut command = Command::new(&me);
-        command
-            .arg("--floor")
-            .arg(server.port.to_string())
-            .arg(&floor_db);
-        let (usage, _) = run_timed(command, dir, "floor")?;
-        let server_cpu_s = server.stop()?;
+        bench_floor(
+            &me,
+            dir,
+            n,
+            "sqlite",
+            &floor_db.display().to_string(),
+            &mut report,
+        )?;
         let stored = runtime.block_on(count_records(&floor_db))?;
         ensure!(
             stored == n,
             "the floor client stored {stored} records, expected {n}"
         );
-        eprintln!(
-            "   floor client: {n} records in {:.2} s (load average now {})",
-            usage.wall_s,
-            load_average()
-        );
-        rows.push(Row {
-            n,
-            tool: "floor client",
-            usage,
-            server_cpu_s,
-        });
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(dir.join(format!("floor.db{suffix}")));
         }
 
+        // Re-syncs with nothing changed upstream: with the preset's lookback (30 days of
+        // charges read again, to see charges that changed since) and without.
+        for lookback in ["30d", "0s"] {
+            report
+                .resyncs
+                .push(bench_resync(&me, &binary, dir, n, &database, lookback)?);
+        }
+
+        // The daemon on this database: startup to ready, idle memory, stop. (Before the
+        // recompute below, which leaves another measure definition stored: a daemon
+        // started after it would rebuild every input first.)
+        report
+            .daemons
+            .push(measure_daemon(&binary, dir, &database, n)?);
+
         // Recompute over the stored records (the library never contacts the source here).
-        let rebuild_config = write_config(dir, "rebuild.toml", 9, WHERE_REBUILD)?;
+        let rebuild_config = write_config(dir, "rebuild.toml", 9, WHERE_REBUILD, &database, "")?;
         let times = runtime.block_on(measure_recompute(
             &sync_config,
             &rebuild_config,
@@ -261,13 +276,37 @@ fn orchestrate(args: &[String]) -> anyhow::Result<()> {
             rebuild_limit,
         ))?;
         eprintln!(
-            "   recompute: aggregate of every period {:.3} s; rebuild {}",
+            "   recompute: one period {:.1} ms; aggregate of every period {:.3} s; rebuild {}",
+            times.one_period.as_secs_f64() * 1000.0,
             times.aggregate_only.as_secs_f64(),
             times.rebuild.describe()
         );
-        recomputes.push(times);
+        report.recomputes.push(times);
+
+        // The same sync into PostgreSQL, beside the floor client writing to PostgreSQL.
+        if let Some(admin_url) = &postgres {
+            let (url, name) = runtime.block_on(create_postgres_database(admin_url, n))?;
+            let outcome = (|| -> anyhow::Result<()> {
+                bench_sync(&me, &binary, dir, n, &url, "postgres", &mut report)?;
+                let stored = runtime.block_on(count_postgres_records(&url))?;
+                ensure!(
+                    stored == n,
+                    "scorekeeper sync stored {stored} records in PostgreSQL, expected {n}"
+                );
+                runtime.block_on(reset_postgres_database(admin_url, &name))?;
+                bench_floor(&me, dir, n, "postgres", &url, &mut report)?;
+                let stored = runtime.block_on(count_postgres_records(&url))?;
+                ensure!(
+                    stored == n,
+                    "the floor client stored {stored} records in PostgreSQL, expected {n}"
+                );
+                Ok(())
+            })();
+            runtime.block_on(drop_postgres_database(admin_url, &name))?;
+            outcome?;
+        }
     }
-    print_report(&rows, &recomputes);
+    print_report(&report);
     println!(
         "(load average at the end: {}; the machine has {} CPUs)",
         load_average(),
@@ -276,10 +315,299 @@ fn orchestrate(args: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Everything measured, for the printed report.
+#[derive(Default)]
+struct Report {
+    rows: Vec<Row>,
+    recomputes: Vec<RecomputeTimes>,
+    resyncs: Vec<Resync>,
+    daemons: Vec<Daemon>,
+}
+
+fn sqlite_url(path: &Path) -> String {
+    format!("sqlite://{}", path.display())
+}
+
+/// Times `scorekeeper sync` of N charges into `database`; returns its config's path.
+fn bench_sync(
+    me: &Path,
+    binary: &Path,
+    dir: &Path,
+    n: u64,
+    database: &str,
+    backend: &'static str,
+    report: &mut Report,
+) -> anyhow::Result<PathBuf> {
+    let server = Server::start(me, n, dir, &format!("sync-{backend}"))?;
+    let config = write_config(
+        dir,
+        &format!("sync-{backend}.toml"),
+        server.port,
+        WHERE_SYNC,
+        database,
+        "",
+    )?;
+    let (usage, output) = run_timed(sync_command(binary, &config), dir, "scorekeeper")?;
+    let stats = server.stop()?;
+    for line in output.lines().filter(|line| !line.trim().is_empty()) {
+        eprintln!("   scorekeeper: {line}");
+    }
+    eprintln!(
+        "   scorekeeper sync ({backend}): {n} records in {:.2} s",
+        usage.wall_s
+    );
+    report.rows.push(Row {
+        n,
+        backend,
+        tool: "scorekeeper sync",
+        usage,
+        server_cpu_s: stats.cpu_s,
+    });
+    Ok(config)
+}
+
+fn sync_command(binary: &Path, config: &Path) -> Command {
+    let mut command = Command::new(binary);
+    command
+        .arg("--config")
+        .arg(config)
+        .arg("sync")
+        .env("NO_COLOR", "1");
+    if std::env::var_os("RUST_LOG").is_none() {
+        command.env("RUST_LOG", "info");
+    }
+    command
+}
+
+/// Times the floor client writing N charges to `target` (a SQLite path or a PostgreSQL URL).
+fn bench_floor(
+    me: &Path,
+    dir: &Path,
+    n: u64,
+    backend: &'static str,
+    target: &str,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let server = Server::start(me, n, dir, &format!("floor-{backend}"))?;
+    let mut command = Command::new(me);
+    command
+        .arg("--floor")
+        .arg(server.port.to_string())
+        .arg(target);
+    let (usage, _) = run_timed(command, dir, "floor")?;
+    let stats = server.stop()?;
+    eprintln!(
+        "   floor client ({backend}): {n} records in {:.2} s (load average now {})",
+        usage.wall_s,
+        load_average()
+    );
+    report.rows.push(Row {
+        n,
+        backend,
+        tool: "floor client",
+        usage,
+        server_cpu_s: stats.cpu_s,
+    });
+    Ok(())
+}
+
+/// A second `scorekeeper sync` with the source's `lookback` set, against a fresh server
+/// serving the same charges: requests made and wall time.
+fn bench_resync(
+    me: &Path,
+    binary: &Path,
+    dir: &Path,
+    n: u64,
+    database: &str,
+    lookback: &'static str,
+) -> anyhow::Result<Resync> {
+    let server = Server::start(me, n, dir, &format!("resync-{lookback}"))?;
+    let config = write_config(
+        dir,
+        &format!("resync-{lookback}.toml"),
+        server.port,
+        WHERE_SYNC,
+        database,
+        &format!("lookback = \"{lookback}\"\n"),
+    )?;
+    let (usage, _) = run_timed(sync_command(binary, &config), dir, "resync")?;
+    let stats = server.stop()?;
+    eprintln!(
+        "   re-sync without change (lookback {lookback}): {} requests in {:.2} s",
+        stats.requests, usage.wall_s
+    );
+    Ok(Resync {
+        n,
+        lookback,
+        requests: stats.requests,
+        wall_s: usage.wall_s,
+    })
+}
+
+/// Starts `scorekeeper run` on `database`, times it to its first `200` from `/readyz`,
+/// reads its resident memory after a few idle seconds, and times its stop on SIGTERM.
+fn measure_daemon(
+    binary: &Path,
+    dir: &Path,
+    database: &str,
+    records: u64,
+) -> anyhow::Result<Daemon> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let config = write_config(dir, "daemon.toml", 9, WHERE_SYNC, database, "")?;
+    let text = std::fs::read_to_string(&config)?.replace(
+        "listen = \"127.0.0.1:0\"",
+        &format!("listen = \"127.0.0.1:{port}\""),
+    );
+    std::fs::write(&config, text)?;
+    let started = Instant::now();
+    let mut child = Command::new(binary)
+        .arg("--config")
+        .arg(&config)
+        .arg("run")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting scorekeeper run")?;
+    let ready = loop {
+        if http_status(port, "/readyz") == Some(200) {
+            break started.elapsed();
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!("scorekeeper run exited before it was ready: {status}");
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            bail!("scorekeeper run was not ready within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    std::thread::sleep(Duration::from_secs(5));
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id()))
+        .context("reading the daemon's /proc status")?;
+    let rss_kb: f64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| anyhow!("no VmRSS in /proc/{}/status", child.id()))?;
+    let stopping = Instant::now();
+    let signalled = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()?;
+    ensure!(signalled.success(), "kill -TERM failed");
+    loop {
+        if let Some(status) = child.try_wait()? {
+            ensure!(
+                status.success(),
+                "scorekeeper run exited with {status} on SIGTERM"
+            );
+            break;
+        }
+        if stopping.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            bail!("scorekeeper run did not stop within 30 s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let daemon = Daemon {
+        records,
+        startup: ready,
+        idle_rss_mb: rss_kb / 1024.0,
+        stop: stopping.elapsed(),
+    };
+    eprintln!(
+        "   daemon on {records} records: ready in {:.0} ms, idle RSS {:.1} MB, stopped in {:.0} ms",
+        daemon.startup.as_secs_f64() * 1000.0,
+        daemon.idle_rss_mb,
+        daemon.stop.as_secs_f64() * 1000.0
+    );
+    Ok(daemon)
+}
+
+/// The status code of a GET on loopback, or `None` if nothing answers (yet).
+fn http_status(port: u16, path: &str) -> Option<u16> {
+    use std::io::Write as _;
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).ok()?;
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+}
+
+/// Creates a uniquely named PostgreSQL database; returns its URL and name.
+async fn create_postgres_database(admin_url: &str, n: u64) -> anyhow::Result<(String, String)> {
+    let name = format!("sk_bench_{}_{n}", std::process::id());
+    let mut admin = PgConnection::connect(admin_url)
+        .await
+        .context("connecting to the PostgreSQL server (--postgres)")?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS \"{name}\""
+    )))
+    .execute(&mut admin)
+    .await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+        .execute(&mut admin)
+        .await?;
+    admin.close().await?;
+    let (base, query) = admin_url
+        .split_once('?')
+        .map_or((admin_url, None), |(base, query)| (base, Some(query)));
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let server = match base[scheme_end..].find('/') {
+        Some(slash) => &base[..scheme_end + slash],
+        None => base,
+    };
+    let url = match query {
+        Some(query) => format!("{server}/{name}?{query}"),
+        None => format!("{server}/{name}"),
+    };
+    Ok((url, name))
+}
+
+/// Empties the database for the next client (drop and create again).
+async fn reset_postgres_database(admin_url: &str, name: &str) -> anyhow::Result<()> {
+    drop_postgres_database(admin_url, name).await?;
+    let mut admin = PgConnection::connect(admin_url).await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+        .execute(&mut admin)
+        .await?;
+    admin.close().await?;
+    Ok(())
+}
+
+async fn drop_postgres_database(admin_url: &str, name: &str) -> anyhow::Result<()> {
+    let mut admin = PgConnection::connect(admin_url).await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+    )))
+    .execute(&mut admin)
+    .await?;
+    admin.close().await?;
+    Ok(())
+}
+
+async fn count_postgres_records(url: &str) -> anyhow::Result<u64> {
+    let mut connection = PgConnection::connect(url).await?;
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM records")
+        .fetch_one(&mut connection)
+        .await?;
+    connection.close().await?;
+    Ok(count as u64)
+}
+
 /// The sandbox in its own process, under `/usr/bin/time` so its CPU can be reported.
 struct Server {
     child: Child,
     port: u16,
+    port_file: PathBuf,
     stats: PathBuf,
 }
 
@@ -301,6 +629,7 @@ impl Server {
         let mut server = Server {
             child,
             port: 0,
+            port_file: port_file.clone(),
             stats,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -322,8 +651,9 @@ impl Server {
         }
     }
 
-    /// Closes the server's stdin (its signal to stop) and returns its CPU seconds.
-    fn stop(mut self) -> anyhow::Result<f64> {
+    /// Closes the server's stdin (its signal to stop) and returns its CPU seconds and the
+    /// requests it answered.
+    fn stop(mut self) -> anyhow::Result<ServerStats> {
         drop(self.child.stdin.take());
         let deadline = Instant::now() + Duration::from_secs(20);
         while self.child.try_wait()?.is_none() {
@@ -336,8 +666,22 @@ impl Server {
         }
         let stats = std::fs::read_to_string(&self.stats)
             .context("reading the server's /usr/bin/time output")?;
-        Ok(parse_time(&stats)?.cpu_s)
+        let requests = std::fs::read_to_string(self.port_file.with_extension("requests"))
+            .context("reading the server's request count")?
+            .trim()
+            .parse()
+            .context("the server's request count")?;
+        Ok(ServerStats {
+            cpu_s: parse_time(&stats)?.cpu_s,
+            requests,
+        })
     }
+}
+
+/// What the sandbox server reports when it stops.
+struct ServerStats {
+    cpu_s: f64,
+    requests: u64,
 }
 
 /// Runs `command` under `/usr/bin/time -v`; returns its usage and its stdout + stderr.
@@ -414,12 +758,19 @@ fn load_average() -> String {
     )
 }
 
-fn write_config(dir: &Path, name: &str, port: u16, filter: &str) -> anyhow::Result<PathBuf> {
-    let database = dir.join("bench.db");
+/// Writes a config with one Stripe source (`extra` is added to its table) and the measure.
+fn write_config(
+    dir: &Path,
+    name: &str,
+    port: u16,
+    filter: &str,
+    database: &str,
+    extra: &str,
+) -> anyhow::Result<PathBuf> {
     let text = format!(
         r#"# Written by benches/sync.rs.
 [database]
-url = "sqlite://{database}"
+url = "{database}"
 
 [server]
 listen = "127.0.0.1:0"
@@ -435,7 +786,7 @@ base_url = "http://127.0.0.1:{port}"
 api_key = "{API_KEY}"
 streams = ["charges"]
 start_date = "2023-12-01"
-
+{extra}
 [measures.{MEASURE}]
 perspective = "financial"
 period = "month"
@@ -444,8 +795,7 @@ time = "created"
 where = "{filter}"
 value = "amount / 100"
 aggregate = "sum"
-"#,
-        database = database.display(),
+"#
     );
     let path = dir.join(name);
     std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
@@ -521,6 +871,40 @@ async fn measure_recompute(
         "after the aggregate",
     )?;
 
+    // One changed record dirties its period (old and new, the same here): the write marks
+    // it, the recompute aggregates that period again from its stored inputs.
+    let period = *periods
+        .last()
+        .ok_or_else(|| anyhow!("the sync stored no periods"))?;
+    let started = Instant::now();
+    let mut tx = store.begin().await?;
+    tx.mark_dirty(&[(measure_id, period)]).await?;
+    tx.commit().await?;
+    let written =
+        recompute::recompute_dirty(&store, &catalog, chrono::Utc::now().timestamp()).await?;
+    let one_period = started.elapsed();
+    ensure!(
+        written == 1,
+        "recompute wrote {written} values for one dirty period"
+    );
+    let one_period_records: i64 = {
+        let mut connection = store_connection(sync_config).await?;
+        let count = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM measure_inputs WHERE measure_id = $1 AND period_start = $2",
+        )
+        .bind(measure_id)
+        .bind(period)
+        .fetch_one(&mut connection)
+        .await?;
+        connection.close().await?;
+        count
+    };
+    same_values(
+        &synced,
+        &store.values(measure_id, i64::MIN, i64::MAX).await?,
+        "after the one-period recompute",
+    )?;
+
     // (a) Same meaning, new `where` text: every input is cleared and derived again.
     let started = Instant::now();
     let prepared = tokio::time::timeout(limit, Catalog::prepare(&store, &rebuild_settings)).await;
@@ -560,6 +944,8 @@ async fn measure_recompute(
         rebuild,
         mark_dirty,
         aggregate_only,
+        one_period,
+        one_period_records: one_period_records as u64,
     })
 }
 
@@ -593,42 +979,80 @@ fn same_values(
     Ok(())
 }
 
-fn print_report(rows: &[Row], recomputes: &[RecomputeTimes]) {
+/// Budgets of the production issue.
+const BUDGET_FLOOR_RATIO: f64 = 0.90;
+const BUDGET_ONE_PERIOD: Duration = Duration::from_millis(50);
+const BUDGET_RESYNC_REQUESTS: u64 = 2;
+const BUDGET_IDLE_RSS_MB: f64 = 40.0;
+const BUDGET_STARTUP: Duration = Duration::from_millis(300);
+
+fn print_report(report: &Report) {
+    let Report {
+        rows,
+        recomputes,
+        resyncs,
+        daemons,
+    } = report;
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "\nSync of N Stripe charges into SQLite (WAL, synchronous=NORMAL); server in its own process"
+        "\nSync of N Stripe charges (SQLite: WAL, synchronous=NORMAL); server in its own process"
     );
     let _ = writeln!(
         out,
-        "{:>9}  {:<17} {:>10} {:>8} {:>7} {:>9} {:>9} {:>12}",
-        "N", "tool", "records/s", "wall s", "CPU s", "RSS MB", "vs floor", "server CPU s"
+        "{:>9}  {:<9} {:<17} {:>10} {:>8} {:>7} {:>9} {:>9} {:>12}",
+        "N",
+        "backend",
+        "tool",
+        "records/s",
+        "wall s",
+        "CPU s",
+        "RSS MB",
+        "vs floor",
+        "server CPU s"
     );
+    let floor_ratio = |row: &Row| {
+        rows.iter()
+            .find(|other| {
+                other.n == row.n && other.backend == row.backend && other.tool == "floor client"
+            })
+            .map_or(f64::NAN, |floor| {
+                (row.n as f64 / row.usage.wall_s) / (floor.n as f64 / floor.usage.wall_s)
+            })
+    };
     for row in rows {
-        let floor = rows
-            .iter()
-            .find(|other| other.n == row.n && other.tool == "floor client");
-        let rate = row.n as f64 / row.usage.wall_s;
-        let ratio = floor.map_or(f64::NAN, |floor| {
-            rate / (floor.n as f64 / floor.usage.wall_s)
-        });
         let _ = writeln!(
             out,
-            "{:>9}  {:<17} {:>10.0} {:>8.2} {:>7.2} {:>9.1} {:>9.2} {:>12.2}",
+            "{:>9}  {:<9} {:<17} {:>10.0} {:>8.2} {:>7.2} {:>9.1} {:>9.2} {:>12.2}",
             row.n,
+            row.backend,
             row.tool,
-            rate,
+            row.n as f64 / row.usage.wall_s,
             row.usage.wall_s,
             row.usage.cpu_s,
             row.usage.max_rss_mb,
-            ratio,
+            floor_ratio(row),
             row.server_cpu_s
         );
     }
     let _ = writeln!(
         out,
-        "(records/s = N / wall time of the whole process; vs floor = records/s ÷ the floor's records/s)"
+        "(records/s = N / wall time of the whole process; vs floor = records/s ÷ the floor's records/s on the same backend)"
     );
+
+    let _ = writeln!(out, "\nRe-sync with nothing changed upstream (SQLite)");
+    let _ = writeln!(
+        out,
+        "{:>9}  {:>8}  {:>8}  {:>7}",
+        "N", "lookback", "requests", "wall s"
+    );
+    for resync in resyncs {
+        let _ = writeln!(
+            out,
+            "{:>9}  {:>8}  {:>8}  {:>7.2}",
+            resync.n, resync.lookback, resync.requests, resync.wall_s
+        );
+    }
 
     let _ = writeln!(
         out,
@@ -636,18 +1060,40 @@ fn print_report(rows: &[Row], recomputes: &[RecomputeTimes]) {
     );
     let _ = writeln!(
         out,
-        "{:>9}  {:>7}  {:>16}  {:>16}  rebuild from records after a definition change",
-        "records", "periods", "mark all dirty s", "aggregate all s"
+        "{:>9}  {:>7}  {:>20}  {:>16}  {:>16}  rebuild from records after a definition change",
+        "records", "periods", "one period ms (recs)", "mark all dirty s", "aggregate all s"
     );
     for times in recomputes {
         let _ = writeln!(
             out,
-            "{:>9}  {:>7}  {:>16.3}  {:>16.3}  {}",
+            "{:>9}  {:>7}  {:>20}  {:>16.3}  {:>16.3}  {}",
             times.n,
             times.periods,
+            format!(
+                "{:.1} ({})",
+                times.one_period.as_secs_f64() * 1000.0,
+                times.one_period_records
+            ),
             times.mark_dirty.as_secs_f64(),
             times.aggregate_only.as_secs_f64(),
             times.rebuild.describe()
+        );
+    }
+
+    let _ = writeln!(out, "\nThe daemon (`scorekeeper run`, SQLite, one source)");
+    let _ = writeln!(
+        out,
+        "{:>9}  {:>16}  {:>12}  {:>16}",
+        "records", "start → ready ms", "idle RSS MB", "SIGTERM → exit ms"
+    );
+    for daemon in daemons {
+        let _ = writeln!(
+            out,
+            "{:>9}  {:>16.0}  {:>12.1}  {:>16.0}",
+            daemon.records,
+            daemon.startup.as_secs_f64() * 1000.0,
+            daemon.idle_rss_mb,
+            daemon.stop.as_secs_f64() * 1000.0
         );
     }
 
@@ -659,36 +1105,66 @@ fn print_report(rows: &[Row], recomputes: &[RecomputeTimes]) {
         let rate = row.n as f64 / row.usage.wall_s;
         checks.push((
             format!(
-                "{} records/s >= {BUDGET_RECORDS_PER_S:.0} at N = {}",
-                rate as u64, row.n
+                "{} records/s >= {BUDGET_RECORDS_PER_S:.0} at N = {} ({})",
+                rate as u64, row.n, row.backend
             ),
             rate >= BUDGET_RECORDS_PER_S,
         ));
+        if row.backend == "sqlite" {
+            let ratio = floor_ratio(row);
+            checks.push((
+                format!(
+                    "{ratio:.2} of the floor client >= {BUDGET_FLOOR_RATIO:.2} at N = {} (sqlite)",
+                    row.n
+                ),
+                ratio >= BUDGET_FLOOR_RATIO,
+            ));
+        }
         checks.push((
             format!(
-                "peak RSS {:.1} MB < {BUDGET_RSS_MB:.0} MB at N = {}",
-                row.usage.max_rss_mb, row.n
+                "peak RSS {:.1} MB < {BUDGET_RSS_MB:.0} MB at N = {} ({})",
+                row.usage.max_rss_mb, row.n, row.backend
             ),
             row.usage.max_rss_mb < BUDGET_RSS_MB,
         ));
     }
-    let synced: Vec<&Row> = rows
-        .iter()
-        .filter(|row| row.tool == "scorekeeper sync")
-        .collect();
-    if let (Some(small), Some(large)) = (
-        synced.iter().min_by_key(|row| row.n),
-        synced.iter().max_by_key(|row| row.n),
-    ) && large.n >= 10 * small.n
-    {
-        let growth = large.usage.max_rss_mb - small.usage.max_rss_mb;
-        // Two sizes cannot tell a warm-up (allocator, caches) from growth: run a larger N too.
+    for backend in ["sqlite", "postgres"] {
+        let synced: Vec<&Row> = rows
+            .iter()
+            .filter(|row| row.tool == "scorekeeper sync" && row.backend == backend)
+            .collect();
+        if let (Some(small), Some(large)) = (
+            synced.iter().min_by_key(|row| row.n),
+            synced.iter().max_by_key(|row| row.n),
+        ) && large.n >= 10 * small.n
+        {
+            let growth = large.usage.max_rss_mb - small.usage.max_rss_mb;
+            // Two sizes cannot tell a warm-up (allocator, caches) from growth: run a larger N too.
+            checks.push((
+                format!("peak RSS grows {growth:+.1} MB from N = {} to N = {} ({backend}; flat: within 10 MB)", small.n, large.n),
+                growth <= 10.0,
+            ));
+        }
+    }
+    for resync in resyncs.iter().filter(|resync| resync.lookback == "0s") {
         checks.push((
-            format!("peak RSS grows {growth:+.1} MB from N = {} to N = {} (flat: within 10 MB; compare a larger N to tell warm-up from growth)", small.n, large.n),
-            growth <= 10.0,
+            format!(
+                "re-sync without change: {} requests <= {BUDGET_RESYNC_REQUESTS} at N = {} (lookback 0s)",
+                resync.requests, resync.n
+            ),
+            resync.requests <= BUDGET_RESYNC_REQUESTS,
         ));
     }
     for times in recomputes.iter().filter(|times| times.n >= 1_000_000) {
+        checks.push((
+            format!(
+                "one changed period recomputed in {:.1} ms < {} ms with {} records stored",
+                times.one_period.as_secs_f64() * 1000.0,
+                BUDGET_ONE_PERIOD.as_millis(),
+                times.n
+            ),
+            times.one_period < BUDGET_ONE_PERIOD,
+        ));
         let ok = matches!(times.rebuild, Rebuild::Done { rebuild, aggregate } if rebuild + aggregate < BUDGET_RECOMPUTE);
         checks.push((
             format!(
@@ -701,12 +1177,30 @@ fn print_report(rows: &[Row], recomputes: &[RecomputeTimes]) {
         ));
         checks.push((
             format!(
-                "aggregate only {:.3} s < {:.0} s over {} records",
+                "aggregate of every period {:.3} s < {:.0} s over {} records",
                 times.aggregate_only.as_secs_f64(),
                 BUDGET_RECOMPUTE.as_secs_f64(),
                 times.n
             ),
             times.aggregate_only < BUDGET_RECOMPUTE,
+        ));
+    }
+    for daemon in daemons {
+        checks.push((
+            format!(
+                "daemon ready in {:.0} ms < {} ms on SQLite ({} records)",
+                daemon.startup.as_secs_f64() * 1000.0,
+                BUDGET_STARTUP.as_millis(),
+                daemon.records
+            ),
+            daemon.startup < BUDGET_STARTUP,
+        ));
+        checks.push((
+            format!(
+                "daemon idle RSS {:.1} MB < {BUDGET_IDLE_RSS_MB:.0} MB ({} records)",
+                daemon.idle_rss_mb, daemon.records
+            ),
+            daemon.idle_rss_mb < BUDGET_IDLE_RSS_MB,
         ));
     }
     if !checks.is_empty() {
@@ -750,9 +1244,29 @@ fn serve_mode(args: &[String]) -> anyhow::Result<()> {
         let data = Arc::new(tokio::sync::RwLock::new(StripeData::synthetic_charges(
             n, DATA_START, DATA_END,
         )));
-        stripe_sandbox::serve(listener, data, API_KEY.to_string(), shutdown).await?;
+        let requests = Arc::new(AtomicU64::new(0));
+        let router = stripe_sandbox::router(data, API_KEY.to_string()).layer(
+            axum::middleware::from_fn_with_state(requests.clone(), count_request),
+        );
+        axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await?;
+        std::fs::write(
+            port_file.with_extension("requests"),
+            requests.load(Ordering::Relaxed).to_string(),
+        )?;
         Ok(())
     })
+}
+
+/// Counts every request the sandbox answers.
+async fn count_request(
+    axum::extract::State(requests): axum::extract::State<Arc<AtomicU64>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    requests.fetch_add(1, Ordering::Relaxed);
+    next.run(request).await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -760,14 +1274,23 @@ fn serve_mode(args: &[String]) -> anyhow::Result<()> {
 // ---------------------------------------------------------------------------------------------
 
 fn floor_mode(args: &[String]) -> anyhow::Result<()> {
-    let [port, database] = args else {
-        bail!("usage: --floor PORT DBPATH")
+    let [port, target] = args else {
+        bail!("usage: --floor PORT DBPATH|POSTGRES_URL")
     };
     let port = u16::from_str(port).context("PORT")?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let records = runtime.block_on(floor(port, Path::new(database)))?;
+    let records = runtime.block_on(async {
+        let store = if target.starts_with("postgres") {
+            FloorStore::Postgres(PgConnection::connect(target).await?)
+        } else {
+            FloorStore::Sqlite(
+                SqliteConnection::connect_with(&sqlite_options(Path::new(target))).await?,
+            )
+        };
+        floor(port, store).await
+    })?;
     println!("floor client: {records} records");
     Ok(())
 }
@@ -790,18 +1313,13 @@ struct Keyed<'a> {
 /// The least a sync must do: one keep-alive connection; fetch a page, parse it into raw
 /// objects and their ids, upsert them in one transaction; follow `starting_after`.
 /// Sequential on purpose: this is the simple loop the engine is compared with.
-async fn floor(port: u16, database: &Path) -> anyhow::Result<u64> {
+async fn floor(port: u16, mut store: FloorStore) -> anyhow::Result<u64> {
     scorekeeper::tls::install_crypto_provider();
     let client = reqwest::Client::builder()
         .http1_only()
         .pool_max_idle_per_host(1)
         .build()?;
-    let mut connection = SqliteConnection::connect_with(&sqlite_options(database)).await?;
-    sqlx::query(
-        "CREATE TABLE IF NOT EXISTS records (id INTEGER PRIMARY KEY, key TEXT UNIQUE, data TEXT)",
-    )
-    .execute(&mut connection)
-    .await?;
+    store.create_table().await?;
     let base = reqwest::Url::parse(&format!("http://127.0.0.1:{port}/v1/charges?limit=100"))?;
     let authorization = format!("Bearer {API_KEY}");
     let mut after: Option<String> = None;
@@ -826,14 +1344,7 @@ async fn floor(port: u16, database: &Path) -> anyhow::Result<u64> {
             .collect::<Result<Vec<(Cow<str>, &str)>, serde_json::Error>>()
             .context("reading an object's id")?;
         if !rows.is_empty() {
-            let mut tx = connection.begin_with("BEGIN IMMEDIATE").await?;
-            let mut query = QueryBuilder::<Sqlite>::new("INSERT INTO records (key, data) ");
-            query.push_values(&rows, |mut row, (key, data)| {
-                row.push_bind(key.as_ref()).push_bind(*data);
-            });
-            query.push(" ON CONFLICT (key) DO UPDATE SET data = excluded.data");
-            query.build().execute(&mut *tx).await?;
-            tx.commit().await?;
+            store.upsert(&rows).await?;
         }
         total += rows.len() as u64;
         if !page.has_more {
@@ -844,6 +1355,73 @@ async fn floor(port: u16, database: &Path) -> anyhow::Result<u64> {
             .ok_or_else(|| anyhow!("has_more is true but the page is empty"))?;
         after = Some(last.0.to_string());
     }
-    connection.close().await?;
+    store.close().await?;
     Ok(total)
+}
+
+/// Where the floor client writes: the store's SQLite settings, or PostgreSQL.
+enum FloorStore {
+    Sqlite(SqliteConnection),
+    Postgres(PgConnection),
+}
+
+/// The floor's upsert, the same text on both backends.
+const FLOOR_UPSERT_TAIL: &str = " ON CONFLICT (key) DO UPDATE SET data = excluded.data";
+
+impl FloorStore {
+    async fn create_table(&mut self) -> anyhow::Result<()> {
+        match self {
+            FloorStore::Sqlite(connection) => {
+                sqlx::query("CREATE TABLE IF NOT EXISTS records (id INTEGER PRIMARY KEY, key TEXT UNIQUE, data TEXT)")
+                    .execute(connection)
+                    .await?;
+            }
+            FloorStore::Postgres(connection) => {
+                sqlx::query("CREATE TABLE IF NOT EXISTS records (id BIGSERIAL PRIMARY KEY, key TEXT UNIQUE, data TEXT)")
+                    .execute(connection)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One transaction and one multi-row upsert per page.
+    async fn upsert(&mut self, rows: &[(Cow<'_, str>, &str)]) -> anyhow::Result<()> {
+        match self {
+            FloorStore::Sqlite(connection) => {
+                let mut tx = connection.begin_with("BEGIN IMMEDIATE").await?;
+                let mut query = QueryBuilder::<Sqlite>::new("INSERT INTO records (key, data) ");
+                query.push_values(rows, |mut row, (key, data)| {
+                    row.push_bind(key.as_ref()).push_bind(*data);
+                });
+                query.push(FLOOR_UPSERT_TAIL);
+                query.build().execute(&mut *tx).await?;
+                tx.commit().await?;
+            }
+            FloorStore::Postgres(connection) => {
+                // Columns as arrays (UNNEST), the fastest plain way to upsert a page in
+                // PostgreSQL, as the store does.
+                let (keys, data): (Vec<&str>, Vec<&str>) =
+                    rows.iter().map(|(key, data)| (key.as_ref(), *data)).unzip();
+                let mut tx = connection.begin().await?;
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "INSERT INTO records (key, data) SELECT * FROM UNNEST($1::text[], $2::text[]){FLOOR_UPSERT_TAIL}"
+                )))
+                .bind(keys)
+                .bind(data)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn close(self) -> anyhow::Result<()> {
+        match self {
+            FloorStore::Sqlite(connection) => connection.close().await?,
+            FloorStore::Postgres(connection) => connection.close().await?,
+        }
+        Ok(())
+    }
 }

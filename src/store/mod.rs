@@ -641,6 +641,24 @@ impl Tx {
         keys: &[&str],
     ) -> Result<Vec<StoredRecord>, StoreError> {
         let mut found = Vec::new();
+        if let Backend::Postgres(tx) = &mut self.tx {
+            // One array parameter instead of a parameter per key: PostgreSQL plans a
+            // statement with thousands of parameters slowly on every execution.
+            let sql = "SELECT id, key, data FROM records WHERE stream_id = $1 AND key = ANY($2)";
+            for row in sqlx::query(sql)
+                .bind(stream_id)
+                .bind(keys)
+                .fetch_all(&mut **tx)
+                .await?
+            {
+                found.push(StoredRecord {
+                    id: row.try_get(0)?,
+                    key: row.try_get(1)?,
+                    data: row.try_get(2)?,
+                });
+            }
+            return Ok(found);
+        }
         for chunk in keys.chunks(ROWS_PER_STATEMENT) {
             dispatch!(&mut self.tx, |tx| {
                 let mut query =
@@ -670,6 +688,23 @@ impl Tx {
         records: &[(&str, &str)],
     ) -> Result<Vec<(i64, String)>, StoreError> {
         let mut ids = Vec::with_capacity(records.len());
+        if let Backend::Postgres(tx) = &mut self.tx {
+            // Columns as arrays, rows by UNNEST: see `existing_records`.
+            let (keys, data): (Vec<&str>, Vec<&str>) = records.iter().copied().unzip();
+            let sql = "INSERT INTO records (stream_id, key, data) \
+                       SELECT $1, key, data FROM UNNEST($2::text[], $3::text[]) AS page (key, data) \
+                       ON CONFLICT (stream_id, key) DO UPDATE SET data = excluded.data RETURNING id, key";
+            for row in sqlx::query(sql)
+                .bind(stream_id)
+                .bind(keys)
+                .bind(data)
+                .fetch_all(&mut **tx)
+                .await?
+            {
+                ids.push((row.try_get(0)?, row.try_get(1)?));
+            }
+            return Ok(ids);
+        }
         for chunk in records.chunks(ROWS_PER_STATEMENT) {
             dispatch!(&mut self.tx, |tx| {
                 let mut query = QueryBuilder::new("INSERT INTO records (stream_id, key, data) ");
@@ -764,6 +799,34 @@ impl Tx {
 
     /// Inserts or replaces measure inputs.
     pub async fn upsert_inputs(&mut self, rows: &[InputRow]) -> Result<(), StoreError> {
+        if let Backend::Postgres(tx) = &mut self.tx {
+            if rows.is_empty() {
+                return Ok(());
+            }
+            // Columns as arrays, rows by UNNEST: see `existing_records`.
+            let sql = "INSERT INTO measure_inputs (measure_id, period_start, record_id, event_time, num, txt) \
+                       SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::float8[], $6::text[]) \
+                       ON CONFLICT (measure_id, period_start, record_id) DO UPDATE \
+                       SET event_time = excluded.event_time, num = excluded.num, txt = excluded.txt";
+            sqlx::query(sql)
+                .bind(rows.iter().map(|row| row.measure_id).collect::<Vec<i64>>())
+                .bind(
+                    rows.iter()
+                        .map(|row| row.period_start)
+                        .collect::<Vec<i64>>(),
+                )
+                .bind(rows.iter().map(|row| row.record_id).collect::<Vec<i64>>())
+                .bind(rows.iter().map(|row| row.event_time).collect::<Vec<i64>>())
+                .bind(rows.iter().map(|row| row.num).collect::<Vec<Option<f64>>>())
+                .bind(
+                    rows.iter()
+                        .map(|row| row.txt.as_deref())
+                        .collect::<Vec<Option<&str>>>(),
+                )
+                .execute(&mut **tx)
+                .await?;
+            return Ok(());
+        }
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
             dispatch!(&mut self.tx, |tx| {
                 let mut query = QueryBuilder::new(
