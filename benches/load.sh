@@ -15,7 +15,7 @@ DURATION="${DURATION:-20}"
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
 
 cargo build --release --quiet
-BIN="$PWD/target/release/scorekeeper"
+BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/scorekeeper"
 DIR="$(mktemp -d)"
 trap 'kill $DAEMON $APPENDER 2>/dev/null || true; rm -rf "$DIR"' EXIT
 
