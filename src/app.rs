@@ -318,11 +318,14 @@ async fn sync_now(
         }
     };
     let outcome = guard
-        .hold(cancel, |token| async move {
-            engine.sync_source(source, Trigger::Manual, &token).await
-        })
+        .sync(
+            engine,
+            source,
+            Trigger::Manual,
+            cancel,
+            &crate::sources::engine::SyncOptions::default(),
+        )
         .await;
-    guard.release().await;
     if let Err(error) = outcome {
         tracing::error!(source = %source.name, error = %error, "Sync failed");
     }

@@ -526,16 +526,16 @@ async fn backfill(settings: Settings, name: &str, since: NaiveDate) -> Result<()
             return Err(Failure::Runtime(anyhow::anyhow!("{busy}")));
         }
     };
-    let (engine, source, options) = (&services.engine, &source, &options);
     let report = guard
-        .hold(&cancel, |token| async move {
-            engine
-                .sync_source_with(source, Trigger::Backfill, &token, options)
-                .await
-        })
+        .sync(
+            &services.engine,
+            &source,
+            Trigger::Backfill,
+            &cancel,
+            &options,
+        )
         .await
         .with_context(|| format!("backfilling source {name}"));
-    guard.release().await;
     signal.abort();
     services.store.close().await;
     let report = report?;
@@ -610,15 +610,9 @@ async fn sync(settings: Settings, only: Option<&str>, reconcile: bool) -> Result
                 continue;
             }
         };
-        let (engine, options) = (&services.engine, &options);
         let report = guard
-            .hold(&cancel, |token| async move {
-                engine
-                    .sync_source_with(source, trigger, &token, options)
-                    .await
-            })
+            .sync(&services.engine, source, trigger, &cancel, &options)
             .await;
-        guard.release().await;
         let report = report.with_context(|| format!("syncing source {}", source.name))?;
         for stream in &report.streams {
             match &stream.error {

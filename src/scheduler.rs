@@ -25,7 +25,8 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::SourceConfig;
-use crate::sources::engine::{Engine, SyncOptions, Trigger};
+use crate::sources::SourceError;
+use crate::sources::engine::{Engine, SourceReport, SyncOptions, Trigger};
 use crate::store::{LeaseTake, Store, StoreError, TickJob};
 
 /// A name for this process among replicas: the host (`HOSTNAME`, a pod's name under
@@ -232,6 +233,27 @@ impl SourceGuard {
         }
     }
 
+    /// Syncs `source` under this guard ([`SourceGuard::hold`]), then releases it: the one
+    /// way every trigger (schedule, reconcile, the API, the command line) runs a sync.
+    pub async fn sync(
+        self,
+        engine: &Engine,
+        source: &SourceConfig,
+        trigger: Trigger,
+        cancel: &CancellationToken,
+        options: &SyncOptions,
+    ) -> Result<SourceReport, SourceError> {
+        let outcome = self
+            .hold(cancel, |token| async move {
+                engine
+                    .sync_source_with(source, trigger, &token, options)
+                    .await
+            })
+            .await;
+        self.release().await;
+        outcome
+    }
+
     /// Releases the lease (another replica may take it at once) and the in-process lock.
     pub async fn release(self) {
         if let Err(error) = self
@@ -324,15 +346,9 @@ pub async fn run(
                 continue;
             }
         };
-        let (engine, source, options) = (&engine, &source, &options);
         let outcome = guard
-            .hold(&cancel, |token| async move {
-                engine
-                    .sync_source_with(source, trigger, &token, options)
-                    .await
-            })
+            .sync(&engine, &source, trigger, &cancel, &options)
             .await;
-        guard.release().await;
         match outcome {
             Ok(report) if report.is_success() || report.cancelled => {}
             // The stream errors were logged where they happened; count the run once.

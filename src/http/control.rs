@@ -19,7 +19,7 @@ use super::AppState;
 use super::api::{ApiError, ErrorBody};
 use crate::config::{Evaluate, Hold, MeasureKind};
 use crate::scheduler::Busy;
-use crate::sources::engine::Trigger;
+use crate::sources::engine::{SyncOptions, Trigger};
 use crate::store::{AlertRow, DeliveryRow, HistoryRow};
 
 /// Equal bytes, in time that depends only on the lengths: the token's value cannot be
@@ -377,14 +377,16 @@ pub async fn sync(
         }
         Err(error @ Busy::Store { .. }) => return Err(ApiError::Internal(error.to_string())),
     };
-    let engine = &state.engine;
-    let outcome = guard
-        .hold(&CancellationToken::new(), |token| async move {
-            engine.sync_source(source, Trigger::Manual, &token).await
-        })
-        .await;
-    guard.release().await;
-    let report = outcome.map_err(|error| ApiError::Internal(error.to_string()))?;
+    let report = guard
+        .sync(
+            &state.engine,
+            source,
+            Trigger::Manual,
+            &CancellationToken::new(),
+            &SyncOptions::default(),
+        )
+        .await
+        .map_err(|error| ApiError::Internal(error.to_string()))?;
     Ok(Json(SyncResult {
         source: name,
         run_id: report.run_id,

@@ -38,42 +38,36 @@ const RECORDS_SQL: &str = "SELECT s.stream, r.key, r.data FROM records r JOIN st
 const CURSORS_SQL: &str = "SELECT stream, cursor FROM streams ORDER BY stream";
 const VALUES_SQL: &str = "SELECT m.name, v.period_start, v.value FROM measure_values v JOIN measures m ON m.id = v.measure_id ORDER BY m.name, v.period_start";
 
+/// The three queries of a [`Snapshot`] on a pool of either backend.
+macro_rules! read_snapshot {
+    ($pool:expr) => {
+        Snapshot {
+            records: sqlx::query_as(RECORDS_SQL)
+                .fetch_all(&$pool)
+                .await
+                .expect("records"),
+            cursors: sqlx::query_as(CURSORS_SQL)
+                .fetch_all(&$pool)
+                .await
+                .expect("cursors"),
+            values: sqlx::query_as(VALUES_SQL)
+                .fetch_all(&$pool)
+                .await
+                .expect("values"),
+        }
+    };
+}
+
 /// Reads the snapshot through a connection of its own.
 async fn snapshot(url: &str) -> Snapshot {
     if url.starts_with("sqlite:") {
         let pool = sqlx::SqlitePool::connect(url).await.expect("open sqlite");
-        let snapshot = Snapshot {
-            records: sqlx::query_as(RECORDS_SQL)
-                .fetch_all(&pool)
-                .await
-                .expect("records"),
-            cursors: sqlx::query_as(CURSORS_SQL)
-                .fetch_all(&pool)
-                .await
-                .expect("cursors"),
-            values: sqlx::query_as(VALUES_SQL)
-                .fetch_all(&pool)
-                .await
-                .expect("values"),
-        };
+        let snapshot = read_snapshot!(pool);
         pool.close().await;
         snapshot
     } else {
         let pool = sqlx::PgPool::connect(url).await.expect("open postgres");
-        let snapshot = Snapshot {
-            records: sqlx::query_as(RECORDS_SQL)
-                .fetch_all(&pool)
-                .await
-                .expect("records"),
-            cursors: sqlx::query_as(CURSORS_SQL)
-                .fetch_all(&pool)
-                .await
-                .expect("cursors"),
-            values: sqlx::query_as(VALUES_SQL)
-                .fetch_all(&pool)
-                .await
-                .expect("values"),
-        };
+        let snapshot = read_snapshot!(pool);
         pool.close().await;
         snapshot
     }
