@@ -42,6 +42,14 @@ pub(super) async fn connect(url: &str) -> Result<SqlitePool, StoreError> {
     }
     SqlitePoolOptions::new()
         .max_connections(4)
+        // A COMMIT that fails on a full disk makes SQLite roll the transaction back by
+        // itself, but sqlx still counts the connection as inside it and refuses every
+        // later `BEGIN IMMEDIATE` on it ("begin_with at non-zero transaction depth"), so
+        // the daemon would fail on that connection until restarted. An idle connection is
+        // never inside a transaction: one that says it is gets closed instead of used.
+        .before_acquire(|connection, _| {
+            Box::pin(async move { Ok(!sqlx::Connection::is_in_transaction(connection)) })
+        })
         .connect_with(options)
         .await
         .map_err(connect_error)
