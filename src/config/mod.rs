@@ -575,6 +575,47 @@ pub struct SourceConfig {
     pub csv: Option<CsvConfig>,
     /// http: the declared connector.
     pub http: Option<HttpSource>,
+    /// Per stream, the top-level record fields its measures read (`All` when one reads
+    /// the record as a whole); presets parse only these, their key and their cursor
+    /// fields. A stream no measure reads is absent: only key and cursor fields.
+    pub record_fields: BTreeMap<String, RecordFields>,
+}
+
+impl SourceConfig {
+    /// The top-level fields to parse from a record of `stream`: those its measures
+    /// read, and `preset_fields` (the preset's own: key, cursor).
+    pub fn record_fields(&self, stream: &str, preset_fields: &[&str]) -> RecordFields {
+        match self.record_fields.get(stream) {
+            Some(RecordFields::All) => RecordFields::All,
+            measured => {
+                let mut fields = match measured {
+                    Some(RecordFields::Only(fields)) => fields.clone(),
+                    _ => std::collections::BTreeSet::new(),
+                };
+                fields.extend(
+                    preset_fields
+                        .iter()
+                        .map(|field| top_level(field).to_string()),
+                );
+                RecordFields::Only(fields)
+            }
+        }
+    }
+}
+
+/// The top-level key of a dotted field path (`MetaData.LastUpdatedTime` → `MetaData`).
+pub fn top_level(path: &str) -> &str {
+    path.split('.').next().unwrap_or(path)
+}
+
+/// Which top-level fields of an API record are parsed for measures and presets (the
+/// record is stored whole either way).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordFields {
+    /// Every field (a measure reads the record as a whole, or an assembled stream).
+    All,
+    /// Only these top-level keys; the others are skipped unparsed.
+    Only(std::collections::BTreeSet<String>),
 }
 
 /// A source's deletion reconciliation: a re-read of a recent window on its own

@@ -160,6 +160,8 @@ pub fn validate(raw: RawSettings) -> Result<Settings, ConfigError> {
         &mut problems,
     );
 
+    record_fields(&mut sources, &measures);
+
     let alerts = super::alerting::validate_defaults(raw.alerts, &mut problems);
     let smtp = raw
         .smtp
@@ -189,6 +191,40 @@ pub fn validate(raw: RawSettings) -> Result<Settings, ConfigError> {
         Err(ConfigError {
             problems: problems.0,
         })
+    }
+}
+
+/// Notes in each source, per stream, the top-level record fields its measures read
+/// (the time field, and the expressions' variables), or `All` when an expression reads
+/// the record as a whole.
+fn record_fields(sources: &mut BTreeMap<String, SourceConfig>, measures: &[MeasureConfig]) {
+    for measure in measures {
+        let MeasureKind::Records(records) = &measure.kind else {
+            continue;
+        };
+        let Some(source) = sources.get_mut(&records.source) else {
+            continue;
+        };
+        let entry = source
+            .record_fields
+            .entry(records.stream.clone())
+            .or_insert_with(|| RecordFields::Only(BTreeSet::new()));
+        let expressions = [&records.filter, &records.value];
+        if expressions
+            .iter()
+            .flat_map(|expression| expression.iter())
+            .any(|expression| expression.uses_whole_record())
+        {
+            *entry = RecordFields::All;
+        }
+        if let RecordFields::Only(fields) = entry {
+            fields.insert(super::top_level(&records.time_field).to_string());
+            for expression in expressions.iter().flat_map(|expression| expression.iter()) {
+                for variable in expression.variables() {
+                    fields.insert(variable.clone());
+                }
+            }
+        }
     }
 }
 
@@ -482,6 +518,7 @@ fn validate_source(name: &str, raw: RawSource, problems: &mut Problems) -> Optio
         token: raw.token,
         csv,
         http,
+        record_fields: BTreeMap::new(),
         reconcile,
     };
     // Reconciliation needs to know which stored records a re-read must list again.

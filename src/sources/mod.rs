@@ -11,8 +11,10 @@ pub mod http;
 pub mod oauth;
 pub mod presets;
 
+use serde_json::Value;
 use serde_json::value::RawValue;
 
+use crate::config::RecordFields;
 use crate::records::{self, Record};
 use crate::store::StoreError;
 pub use http::ParseError;
@@ -201,15 +203,29 @@ pub struct Page {
 }
 
 /// Parses API objects into records with their keys; an object without a key is malformed.
+/// Only the top-level `fields` are parsed (and the key fields); the others are skipped
+/// without building them, which is most of a record's parsing cost. `raw` keeps the
+/// whole object either way.
 pub fn fetched_records(
     objects: &[&RawValue],
     key_fields: &[&str],
+    fields: &RecordFields,
 ) -> Result<Vec<FetchedRecord>, ParseError> {
     objects
         .iter()
         .enumerate()
         .map(|(index, raw)| {
-            let record: Record = serde_json::from_str(raw.get()).map_err(|error| ParseError {
+            let parsed = match fields {
+                RecordFields::All => serde_json::from_str(raw.get()),
+                RecordFields::Only(keep) => {
+                    let mut deserializer = serde_json::Deserializer::from_str(raw.get());
+                    serde::de::DeserializeSeed::deserialize(
+                        OnlyFields { keep, key_fields },
+                        &mut deserializer,
+                    )
+                }
+            };
+            let record: Record = parsed.map_err(|error| ParseError {
                 truncated: false,
                 unauthorized: false,
                 detail: format!("item {index} is not a JSON object: {error}"),
@@ -229,6 +245,78 @@ pub fn fetched_records(
             })
         })
         .collect()
+}
+
+/// Deserializes a JSON object keeping only the top-level keys in `keep` or starting a key
+/// path; the values of the others are skipped (`IgnoredAny`) without allocating.
+struct OnlyFields<'a> {
+    keep: &'a std::collections::BTreeSet<String>,
+    key_fields: &'a [&'a str],
+}
+
+impl OnlyFields<'_> {
+    fn kept(&self, key: &str) -> bool {
+        self.keep.contains(key)
+            || self
+                .key_fields
+                .iter()
+                .any(|path| crate::config::top_level(path) == key)
+    }
+}
+
+/// An object key, borrowed from the input unless it has escapes (no allocation for the
+/// keys that are skipped).
+struct Key<'de>(std::borrow::Cow<'de, str>);
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> serde::de::Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+                formatter.write_str("an object key")
+            }
+            fn visit_borrowed_str<E>(self, key: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Borrowed(key)))
+            }
+            fn visit_str<E>(self, key: &str) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Owned(key.to_owned())))
+            }
+            fn visit_string<E>(self, key: String) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Owned(key)))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for OnlyFields<'_> {
+    type Value = Record;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Record, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for OnlyFields<'_> {
+    type Value = Record;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("a JSON object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Record, A::Error> {
+        let mut record = Record::new();
+        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+            if self.kept(&key) {
+                let value = map.next_value::<Value>()?;
+                record.insert(key.into_owned(), value);
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(record)
+    }
 }
 
 /// Query parameters whose values are never shown.
@@ -281,10 +369,36 @@ mod tests {
     fn records_without_a_key_are_malformed() {
         let body = r#"[{"id":"a","n":1},{"n":2}]"#;
         let objects: Vec<&RawValue> = serde_json::from_str(body).expect("valid");
-        let error = fetched_records(&objects, &["id"]).expect_err("second has no id");
+        let error =
+            fetched_records(&objects, &["id"], &RecordFields::All).expect_err("second has no id");
         assert!(error.detail.contains("item 1"), "{}", error.detail);
-        let ok = fetched_records(&objects[..1], &["id"]).expect("first is fine");
+        let ok =
+            fetched_records(&objects[..1], &["id"], &RecordFields::All).expect("first is fine");
         assert_eq!(ok[0].key, "a");
         assert_eq!(ok[0].raw.get(), r#"{"id":"a","n":1}"#);
+    }
+
+    #[test]
+    fn only_the_fields_asked_for_and_the_key_are_parsed_and_raw_stays_whole() {
+        let body = r#"[{"id":7,"amount":3000,"status":"succeeded","billing_details":{"address":{"city":"Berlin"}},"metadata":{"a\"b":[1,{"c":null}]},"esc\u0061ped":"x","meta":{"updated":"2026-03-01"}}]"#;
+        let objects: Vec<&RawValue> = serde_json::from_str(body).expect("valid");
+        let keep = ["amount", "escaped", "meta"].map(String::from).into();
+        let records =
+            fetched_records(&objects, &["id"], &RecordFields::Only(keep)).expect("parses");
+        let record = &records[0];
+        assert_eq!(record.key, "7");
+        let mut fields: Vec<&str> = record.record.keys().map(String::as_str).collect();
+        fields.sort_unstable();
+        // The key field, the fields asked for (an escaped key matched by its text, a
+        // nested object kept whole), nothing else.
+        assert_eq!(fields, ["amount", "escaped", "id", "meta"]);
+        assert_eq!(record.record["meta"]["updated"], "2026-03-01");
+        assert_eq!(record.raw.get(), &body[1..body.len() - 1]);
+        // A malformed object is still refused, skipped parts included.
+        let broken: Vec<&RawValue> =
+            serde_json::from_str(r#"[{"id":1,"skipped":[1,2]}, [3]]"#).expect("valid");
+        let error = fetched_records(&broken, &["id"], &RecordFields::Only(Default::default()))
+            .expect_err("an array is not a record");
+        assert!(error.detail.contains("item 1"), "{}", error.detail);
     }
 }

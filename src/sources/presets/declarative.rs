@@ -365,7 +365,15 @@ impl Preset for Declared {
             })?,
         };
         let keys: Vec<&str> = endpoint.key.iter().map(String::as_str).collect();
-        let records = fetched_records(&objects, &keys)?;
+        let cursor_fields: Vec<&str> = match &endpoint.incremental {
+            Some(Incremental::Field { field, .. }) => vec![field.as_str()],
+            _ => Vec::new(),
+        };
+        let records = fetched_records(
+            &objects,
+            &keys,
+            &source.record_fields(stream, &cursor_fields),
+        )?;
 
         let mut cursor: Cursor = serde_json::from_str(&request.state).map_err(|error| {
             ParseError::malformed(format!("internal cursor state unreadable: {error}"))

@@ -241,7 +241,11 @@ impl Preset for Freshdesk {
             unauthorized: false,
             detail: format!("expected a JSON array of {stream}: {error}"),
         })?;
-        let records = fetched_records(&items, &["id"])?;
+        let records = fetched_records(
+            &items,
+            &["id"],
+            &source.record_fields(stream, &[spec.time_field]),
+        )?;
         let mut walk = cursor.take_walk();
         let current = page_number(&walk)?;
         for fetched in &records {

@@ -281,5 +281,11 @@ pub(crate) fn test_source(kind: SourceKind, base: &str) -> SourceConfig {
         token: None,
         csv: None,
         http: None,
+        // Preset tests read any field of what they parse: nothing is left out.
+        record_fields: describe(kind)
+            .streams
+            .iter()
+            .map(|stream| (stream.to_string(), crate::config::RecordFields::All))
+            .collect(),
     }
 }

@@ -122,14 +122,18 @@ impl Preset for Pipedrive {
     fn parse_page(
         &self,
         source: &SourceConfig,
-        _stream: &str,
+        stream: &str,
         request: &PageRequest,
         _headers: &HeaderMap,
         body: &[u8],
     ) -> Result<Page, ParseError> {
         let list: List = ParseError::parse_json(body)?;
         // `data` is null when nothing matches.
-        let records = fetched_records(&list.data.unwrap_or_default(), &["id"])?;
+        let records = fetched_records(
+            &list.data.unwrap_or_default(),
+            &["id"],
+            &source.record_fields(stream, &["update_time"]),
+        )?;
         let mut cursor = WalkCursor::from_state(&request.state)?;
         let mut walk = cursor.take_walk();
         for (index, fetched) in records.iter().enumerate() {

@@ -59,6 +59,7 @@
 //! re-read month (its postings moved or deleted) is written with amount 0: the cursor
 //! remembers the account rows of the last report.
 
+use crate::config::RecordFields;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -211,7 +212,11 @@ impl QuickBooks {
                 ParseError::malformed(format!("`QueryResponse.{entity}` is not a list: {error}"))
             })?,
         };
-        let records = fetched_records(&objects, &["Id"])?;
+        let records = fetched_records(
+            &objects,
+            &["Id"],
+            &source.record_fields(stream, &["MetaData.LastUpdatedTime"]),
+        )?;
         let mut cursor = WalkCursor::from_state(&request.state)?;
         let mut walk = cursor.take_walk();
         for fetched in &records {
@@ -478,7 +483,7 @@ fn parse_report(request: &PageRequest, body: &[u8]) -> Result<Page, ParseError> 
         }
     }
     let refs: Vec<&RawValue> = objects.iter().map(AsRef::as_ref).collect();
-    let records = fetched_records(&refs, PNL_KEY)?;
+    let records = fetched_records(&refs, PNL_KEY, &RecordFields::All)?;
     let cursor = PnlCursor {
         rows: rows
             .into_keys()

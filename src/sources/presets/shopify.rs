@@ -134,14 +134,18 @@ impl Preset for Shopify {
 
     fn parse_page(
         &self,
-        _source: &SourceConfig,
-        _stream: &str,
+        source: &SourceConfig,
+        stream: &str,
         request: &PageRequest,
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<Page, ParseError> {
         let page: Orders = ParseError::parse_json(body)?;
-        let records = fetched_records(&page.orders, &["id"])?;
+        let records = fetched_records(
+            &page.orders,
+            &["id"],
+            &source.record_fields(stream, &["updated_at"]),
+        )?;
         let mut cursor = WalkCursor::from_state(&request.state)?;
         let mut walk = cursor.take_walk();
         for (index, fetched) in records.iter().enumerate() {

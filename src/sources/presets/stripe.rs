@@ -127,7 +127,11 @@ impl Preset for Stripe {
         body: &[u8],
     ) -> Result<Page, ParseError> {
         let list: List = ParseError::parse_json(body)?;
-        let records = fetched_records(&list.data, &["id"])?;
+        let records = fetched_records(
+            &list.data,
+            &["id"],
+            &source.record_fields(stream, &["created"]),
+        )?;
         let mut cursor = WalkCursor::from_state(&request.state)?;
         let mut walk = cursor.take_walk();
         for (index, fetched) in records.iter().enumerate() {

@@ -37,6 +37,7 @@
 //! up (`X-RateLimit-Remaining: 0`), the pass stops after that page and the next sync resumes
 //! at the next course, instead of running into an hour of refusals.
 
+use crate::config::RecordFields;
 use std::time::Duration;
 
 use reqwest::header::HeaderMap;
@@ -225,7 +226,7 @@ fn course_records(body: Value, course: u64) -> Result<Vec<FetchedRecord>, ParseE
         raws.push(RawValue::from_string(text).expect("serde_json wrote valid JSON"));
     }
     let objects: Vec<&RawValue> = raws.iter().map(AsRef::as_ref).collect();
-    fetched_records(&objects, &["course_id", "id"])
+    fetched_records(&objects, &["course_id", "id"], &RecordFields::All)
 }
 
 /// True when the response says the hourly allowance is used up.

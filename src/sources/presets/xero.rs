@@ -223,7 +223,11 @@ impl Preset for Xero {
         .ok_or_else(|| {
             ParseError::malformed(format!("expected a JSON object with `{}`", spec.field))
         })?;
-        let records = fetched_records(&objects, &[spec.key])?;
+        let records = fetched_records(
+            &objects,
+            &[spec.key],
+            &source.record_fields(stream, &["UpdatedDateUTC"]),
+        )?;
         let mut cursor = WalkCursor::from_state(&request.state)?;
         let mut walk = cursor.take_walk();
         let page = page_number(&walk)?;

@@ -191,7 +191,8 @@ impl Preset for Zendesk {
             .map_err(|error| parse_error(format!("internal cursor state unreadable: {error}")))?;
         if stream == "tickets" {
             let export: Export = ParseError::parse_json(body)?;
-            let records = fetched_records(&export.tickets, &["id"])?;
+            let records =
+                fetched_records(&export.tickets, &["id"], &source.record_fields(stream, &[]))?;
             let after = export
                 .after_cursor
                 .ok_or_else(|| parse_error("after_cursor is missing"))?;
@@ -220,7 +221,11 @@ impl Preset for Zendesk {
         let items: Vec<Box<RawValue>> = serde_json::from_value(items)
             .map_err(|error| parse_error(format!("`{stream}` is not a list: {error}")))?;
         let borrowed: Vec<&RawValue> = items.iter().map(Box::as_ref).collect();
-        let records = fetched_records(&borrowed, &["id"])?;
+        let records = fetched_records(
+            &borrowed,
+            &["id"],
+            &source.record_fields(stream, &["created_at"]),
+        )?;
         let mut walk = cursor.walk.take_walk();
         for fetched in &records {
             if let Ok(Some(created)) =

@@ -226,7 +226,7 @@ impl Preset for HubSpot {
     fn parse_page(
         &self,
         source: &SourceConfig,
-        _stream: &str,
+        stream: &str,
         request: &PageRequest,
         _headers: &HeaderMap,
         body: &[u8],
@@ -236,7 +236,11 @@ impl Preset for HubSpot {
             unauthorized: false,
             detail: format!("expected HubSpot search results: {error}"),
         })?;
-        let records = fetched_records(&page.results, &["id"])?;
+        let records = fetched_records(
+            &page.results,
+            &["id"],
+            &source.record_fields(stream, &["properties", "updatedAt"]),
+        )?;
         let mut cursor = WalkCursor::from_state(&request.state)?;
         let mut walk = cursor.take_walk();
         for (index, fetched) in records.iter().enumerate() {

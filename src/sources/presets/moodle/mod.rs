@@ -55,6 +55,7 @@
 //! that course back by one, so one user may be missed on that pass; the next pass reads
 //! them again.
 
+use crate::config::RecordFields;
 use std::time::Duration;
 
 use reqwest::header::HeaderMap;
@@ -611,7 +612,11 @@ impl Preset for Moodle {
                 let records = match error {
                     None => {
                         let raw = completion_record(body, at.course, user)?;
-                        fetched_records(&[raw.as_ref()], &["courseid", "userid"])?
+                        fetched_records(
+                            &[raw.as_ref()],
+                            &["courseid", "userid"],
+                            &RecordFields::All,
+                        )?
                     }
                     Some(error) if USER_SKIPS.contains(&error.errorcode.as_str()) => Vec::new(),
                     Some(error) if COURSE_SKIPS.contains(&error.errorcode.as_str()) => {
