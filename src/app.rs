@@ -257,7 +257,7 @@ const EVALUATE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Evaluates alerts after each sync and every [`EVALUATE_EVERY`] until `cancel` fires.
 async fn alert_loop(services: Services, wake: Arc<tokio::sync::Notify>, cancel: CancellationToken) {
-    let synced = services.engine.synced();
+    let mut synced = services.engine.subscribe();
     loop {
         match evaluate_alerts(&services).await {
             Ok(messages) if messages > 0 => wake.notify_one(),
@@ -268,7 +268,8 @@ async fn alert_loop(services: Services, wake: Arc<tokio::sync::Notify>, cancel: 
         }
         tokio::select! {
             () = cancel.cancelled() => return,
-            () = synced.notified() => {}
+            // A closed channel (the engine gone) is not a sync: wait for the timer then.
+            Ok(()) = synced.changed() => {}
             () = tokio::time::sleep(EVALUATE_EVERY) => {}
         }
     }

@@ -182,12 +182,10 @@ pub struct Engine {
     store: Store,
     http: HttpClient,
     catalog: std::sync::Arc<Catalog>,
-    synced: std::sync::Arc<tokio::sync::Notify>,
-    /// Counts finished syncs: views built from the store stay valid while it is unchanged.
-    generation: std::sync::Arc<std::sync::atomic::AtomicU64>,
-    /// The generation again, for anyone who waits for the next one (the dashboard's
-    /// events stream); unlike `synced`, every subscriber sees every change.
-    changes: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
+    /// Counts finished syncs (views built from the store stay valid while it is
+    /// unchanged), and wakes whoever waits for the next one: the alert loop, the
+    /// dashboard's events streams.
+    generation: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl Engine {
@@ -197,32 +195,25 @@ impl Engine {
             store,
             http,
             catalog,
-            synced: std::sync::Arc::default(),
-            generation: std::sync::Arc::default(),
-            changes: std::sync::Arc::new(tokio::sync::watch::Sender::new(0)),
+            generation: std::sync::Arc::new(tokio::sync::watch::Sender::new(0)),
         }
     }
 
     /// How many syncs have finished since start (a view cached under one number is
     /// stale once it changes).
     pub fn generation(&self) -> u64 {
-        self.generation.load(std::sync::atomic::Ordering::Acquire)
+        *self.generation.borrow()
     }
 
     /// Sees each new [`Engine::generation`] after a sync finishes (the latest one only,
     /// when several finish between two looks).
     pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.changes.subscribe()
+        self.generation.subscribe()
     }
 
     /// The shared HTTP client (its answer counts feed `/metrics`).
     pub fn http(&self) -> &HttpClient {
         &self.http
-    }
-
-    /// Notified after every finished sync (alerts are evaluated then).
-    pub fn synced(&self) -> std::sync::Arc<tokio::sync::Notify> {
-        self.synced.clone()
     }
 
     /// Syncs every stream of `source`, then recomputes the periods it touched.
@@ -289,14 +280,7 @@ impl Engine {
                 error.as_deref(),
             )
             .await?;
-        let generation = self
-            .generation
-            .fetch_add(1, std::sync::atomic::Ordering::AcqRel)
-            + 1;
-        // Two syncs may finish at once: keep the larger number, whichever is told last.
-        self.changes
-            .send_modify(|latest| *latest = (*latest).max(generation));
-        self.synced.notify_one();
+        self.generation.send_modify(|generation| *generation += 1);
         written?;
         Ok(report)
     }
